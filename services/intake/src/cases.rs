@@ -1,0 +1,196 @@
+//! Opening a consultation case: one append of the submission and its mails to
+//! `consultation-<case id>`, idempotent by construction.
+//!
+//! The case id is derived from the one-time form token (HTML) or the
+//! `Idempotency-Key` (API), and every event id from the case id, so a second
+//! submission of the same form appends the very same events: the event log
+//! recognises them and answers with the first append (`replayed`). The reference
+//! number shown is then read back from the stored case, never the fresh one.
+
+use chrono::Datelike;
+use kujira_domain::decider::Decider;
+use kujira_domain::inquiry::{
+    CATEGORY, CaseOpening, Channel, Consultation, ConsultationCommand, ConsultationError,
+    ConsultationEvent,
+};
+use kujira_eventlog::{ExpectedVersion, Metadata, NewEvent, StreamName};
+use uuid::Uuid;
+
+use crate::IntakeState;
+
+/// Namespace of every id intake derives.
+const NAMESPACE: Uuid = Uuid::from_u128(0x6b75_6a69_7261_2f69_6e74_616b_652f_0001);
+
+/// The metadata key holding a keyed hash of an API request body.
+const FINGERPRINT: &str = "request_fingerprint";
+
+/// The case id a form token or an idempotency key stands for.
+pub fn derived_case_id(scope: &str, key: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, format!("case/{scope}/{key}").as_bytes())
+}
+
+pub fn stream(case_id: Uuid) -> StreamName {
+    StreamName::new(CATEGORY, case_id)
+}
+
+/// A case that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub case_id: Uuid,
+    pub reference: String,
+    /// True when an earlier submission had already opened it.
+    pub replayed: bool,
+    fingerprint: Option<String>,
+}
+
+impl Opened {
+    /// Whether a request with `fingerprint` is the one that opened the case.
+    pub fn same_request(&self, fingerprint: Option<&str>) -> bool {
+        self.fingerprint.as_deref() == fingerprint
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] kujira_eventlog::Error),
+    #[error(transparent)]
+    Decide(#[from] ConsultationError),
+    #[error("reference sequence: {0}")]
+    Sequence(#[from] sqlx::Error),
+    #[error("the case stream exists but holds no submission")]
+    Corrupt,
+}
+
+/// The case `case_id`, if it has been opened.
+pub async fn find(state: &IntakeState, case_id: Uuid) -> Result<Option<Opened>, OpenError> {
+    let first = state.store().read_stream(&stream(case_id), 0, 1).await?;
+    let Some(first) = first.first() else {
+        return Ok(None);
+    };
+    let opening = match first.decode::<ConsultationEvent>()? {
+        ConsultationEvent::InquirySubmitted(e) => e.opening,
+        ConsultationEvent::TourRequestSubmitted(e) => e.opening,
+        ConsultationEvent::MailRequested(_) => return Err(OpenError::Corrupt),
+    };
+    Ok(Some(Opened {
+        case_id,
+        reference: opening.reference,
+        replayed: true,
+        fingerprint: first
+            .metadata
+            .extra
+            .get(FINGERPRINT)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+    }))
+}
+
+/// Hands out 連番 from `consultation_reference_seq`, a few at a time, so that most
+/// submissions need one database round trip (the append) instead of two. Numbers
+/// fetched but unused when the process stops leave a gap, which references allow.
+#[derive(Debug, Default)]
+pub struct References {
+    cache: std::sync::Mutex<std::collections::VecDeque<i64>>,
+}
+
+/// How many numbers one fetch takes.
+const REFERENCE_BATCH: i32 = 8;
+
+impl References {
+    pub async fn next(&self, pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+        if let Some(n) = self.take() {
+            return Ok(n);
+        }
+        let mut batch: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval('consultation_reference_seq') FROM generate_series(1, $1)",
+        )
+        .bind(REFERENCE_BATCH)
+        .fetch_all(pool)
+        .await?;
+        batch.sort_unstable();
+        let first = batch.remove(0);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(batch);
+        Ok(first)
+    }
+
+    fn take(&self) -> Option<i64> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+}
+
+/// Everything about a submission besides its content.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub case_id: Uuid,
+    pub channel: Channel,
+    /// Ties the case to the form journey (the form token's id) or the API request.
+    pub correlation_id: Uuid,
+    /// A keyed hash of the API body, to tell a retry from a reused key.
+    pub fingerprint: Option<String>,
+}
+
+/// Opens the case: allocates its 連番, lets `make` build the command from the
+/// opening (the mails need the reference), decides, and appends everything at once.
+pub async fn open(
+    state: &IntakeState,
+    sub: Submission,
+    make: impl FnOnce(CaseOpening) -> ConsultationCommand,
+) -> Result<Opened, OpenError> {
+    let number = state.inner.references.next(state.store().pool()).await?;
+    let now = state.kit().now();
+    let year = now.with_timezone(&state.config().timezone).year();
+    let opening = CaseOpening {
+        case_id: sub.case_id,
+        reference: format!("{year}-{number:04}"),
+        channel: sub.channel,
+        submitted_at: now,
+        privacy_purpose: state.config().words.privacy_purpose.clone(),
+    };
+    let reference = opening.reference.clone();
+    let command = make(opening);
+    let events = Consultation::decide(&Default::default(), &command)?;
+
+    let mut metadata = Metadata::new("applicant", sub.correlation_id).with(
+        "channel",
+        match sub.channel {
+            Channel::Form => "form",
+            Channel::Api => "api",
+        },
+    );
+    if let Some(f) = &sub.fingerprint {
+        metadata = metadata.with(FINGERPRINT, f.as_str());
+    }
+    let new_events = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let id = Uuid::new_v5(&NAMESPACE, format!("event/{}/{i}", sub.case_id).as_bytes());
+            NewEvent::encode(id, e, metadata.clone())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    match state
+        .store()
+        .append(&stream(sub.case_id), ExpectedVersion::NoStream, new_events)
+        .await
+    {
+        Ok(r) if !r.replayed => Ok(Opened {
+            case_id: sub.case_id,
+            reference,
+            replayed: false,
+            fingerprint: sub.fingerprint,
+        }),
+        // A twin request (double click, retry) got there first: answer with its case.
+        Ok(_) | Err(kujira_eventlog::Error::Conflict { .. }) => {
+            find(state, sub.case_id).await?.ok_or(OpenError::Corrupt)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,321 @@
+//! The mails a new case requests: a notice to the concierges with a link to the
+//! case, and the applicant's auto-reply (受付完了). They are rendered here, at
+//! submission, and recorded as `MailRequested` in the case's first append; the
+//! mailer (services/scheduler) only delivers them.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
+use chrono_tz::Tz;
+use kujira_config::Config;
+use kujira_domain::inquiry::{CaseOpening, Inquiry, TourRequest};
+use kujira_domain::mail::{MailContent, MailRequested};
+use maud::{Markup, html};
+
+fn weekday_ja(w: Weekday) -> &'static str {
+    match w {
+        Weekday::Mon => "月",
+        Weekday::Tue => "火",
+        Weekday::Wed => "水",
+        Weekday::Thu => "木",
+        Weekday::Fri => "金",
+        Weekday::Sat => "土",
+        Weekday::Sun => "日",
+    }
+}
+
+/// `2026年11月27日（金）`
+pub fn date_ja(d: NaiveDate) -> String {
+    format!(
+        "{}年{}月{}日（{}）",
+        d.year(),
+        d.month(),
+        d.day(),
+        weekday_ja(d.weekday())
+    )
+}
+
+/// `2026年11月27日（金）10:00`, in the city's time zone.
+pub fn datetime_ja(t: DateTime<Utc>, tz: Tz) -> String {
+    let local = t.with_timezone(&tz);
+    format!("{} {}", date_ja(local.date_naive()), local.format("%H:%M"))
+}
+
+fn join<T: Copy>(items: &[T], label: fn(T) -> &'static str) -> String {
+    items
+        .iter()
+        .map(|i| label(*i))
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
+fn opt<T: Copy>(v: Option<T>, label: fn(T) -> &'static str) -> String {
+    v.map_or("（未回答）", label).to_owned()
+}
+
+fn text_or_blank(v: Option<&impl AsRef<str>>) -> String {
+    v.map_or_else(|| "（未入力）".to_owned(), |s| s.as_ref().to_owned())
+}
+
+/// A mail's rows as a plain-text block and as an HTML definition list.
+fn rows_text(rows: &[(&str, String)]) -> String {
+    rows.iter()
+        .map(|(k, v)| format!("■{k}\n{v}\n"))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+fn rows_html(rows: &[(&str, String)]) -> Markup {
+    html! {
+        table style="border-collapse:collapse" {
+            @for (k, v) in rows {
+                tr {
+                    th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0;white-space:nowrap" { (k) }
+                    td style="padding:4px 0;white-space:pre-wrap" { (v) }
+                }
+            }
+        }
+    }
+}
+
+fn signature_text(config: &Config) -> String {
+    let w = &config.words;
+    format!(
+        "――――――――――――――――\n{}\n{}\n電話：{}（{}）\nメール：{}\n{}\n――――――――――――――――\n※このメールは送信専用アドレスからお送りしています。",
+        w.site_name, w.desk_name, w.desk_phone, w.desk_hours, w.desk_email, config.public_url
+    )
+}
+
+fn signature_html(config: &Config) -> Markup {
+    let w = &config.words;
+    html! {
+        hr;
+        p {
+            (w.site_name) br; (w.desk_name) br;
+            "電話：" (w.desk_phone) "（" (w.desk_hours) "）" br;
+            "メール：" (w.desk_email) br;
+            a href=(config.public_url) { (config.public_url) }
+        }
+        p style="color:#666;font-size:small" { "※このメールは送信専用アドレスからお送りしています。" }
+    }
+}
+
+fn html_mail(body: Markup) -> String {
+    html! {
+        (maud::DOCTYPE)
+        html lang="ja" {
+            head { meta charset="utf-8"; }
+            body style="font-family:sans-serif;line-height:1.7;color:#1a1a1a" { (body) }
+        }
+    }
+    .into_string()
+}
+
+/// The link to the case on the staff desk.
+pub fn case_url(config: &Config, opening: &CaseOpening) -> String {
+    format!("{}/desk/cases/{}", config.public_url, opening.case_id)
+}
+
+struct Parts<'a> {
+    kind_ja: &'a str,
+    key_prefix: &'a str,
+    template: &'a str,
+    name: String,
+    email: String,
+    /// Shown to the concierges (no contact details: those are on the desk).
+    staff_rows: Vec<(&'a str, String)>,
+    /// Echoed to the applicant.
+    applicant_rows: Vec<(&'a str, String)>,
+    next_steps: &'a str,
+}
+
+fn build(config: &Config, opening: &CaseOpening, p: Parts) -> Vec<MailRequested> {
+    let w = &config.words;
+    let url = case_url(config, opening);
+    let reference = &opening.reference;
+    let received = datetime_ja(opening.submitted_at, config.timezone);
+
+    let staff_subject = format!(
+        "【{}】新しい{}（受付番号 {reference}）",
+        w.site_name, p.kind_ja
+    );
+    let staff_text = format!(
+        "{kind}がありました。\n\n受付番号：{reference}\n受付日時：{received}\n\n{rows}\n案件を開く：\n{url}\n\n{sig}",
+        kind = p.kind_ja,
+        rows = rows_text(&p.staff_rows),
+        sig = signature_text(config),
+    );
+    let staff_html = html_mail(html! {
+        p { (p.kind_ja) "がありました。" }
+        p { "受付番号：" strong { (reference) } br; "受付日時：" (received) }
+        (rows_html(&p.staff_rows))
+        p { a href=(url) { "案件を開く" } }
+        (signature_html(config))
+    });
+
+    let applicant_subject = format!(
+        "【{}】{}を受け付けました（受付番号 {reference}）",
+        w.site_name, p.kind_ja
+    );
+    let applicant_text = format!(
+        "{name} 様\n\n{city}の{site}へ{kind}をいただき、ありがとうございます。\n以下の内容で受け付けました（受付完了）。\n\n受付番号：{reference}\n受付日時：{received}\n\n【今後の流れ】\n{next}\nお問い合わせの際は、受付番号をお知らせください。\n\n【お申し込み内容】\n{rows}\nこのメールにお心当たりのない場合は、お手数ですが下記までご連絡ください。\n\n{sig}",
+        name = p.name,
+        city = w.city_name,
+        site = w.site_name,
+        kind = p.kind_ja,
+        next = p.next_steps,
+        rows = rows_text(&p.applicant_rows),
+        sig = signature_text(config),
+    );
+    let applicant_html = html_mail(html! {
+        p { (p.name) " 様" }
+        p { (w.city_name) "の" (w.site_name) "へ" (p.kind_ja) "をいただき、ありがとうございます。以下の内容で受け付けました（受付完了）。" }
+        p { "受付番号：" strong { (reference) } br; "受付日時：" (received) }
+        h2 style="font-size:medium" { "今後の流れ" }
+        p { (p.next_steps) }
+        p { "お問い合わせの際は、受付番号をお知らせください。" }
+        h2 style="font-size:medium" { "お申し込み内容" }
+        (rows_html(&p.applicant_rows))
+        p { "このメールにお心当たりのない場合は、お手数ですが下記までご連絡ください。" }
+        (signature_html(config))
+    });
+
+    vec![
+        MailRequested {
+            key: format!("{}/{}/concierge", p.key_prefix, opening.case_id),
+            template: format!("{}_concierge", p.template),
+            personal: MailContent {
+                to: config.concierge_emails.clone(),
+                subject: staff_subject,
+                text: staff_text,
+                html: Some(staff_html),
+                attachments: vec![],
+            },
+        },
+        MailRequested {
+            key: format!("{}/{}/applicant", p.key_prefix, opening.case_id),
+            template: p.template.to_owned(),
+            personal: MailContent {
+                to: vec![p.email],
+                subject: applicant_subject,
+                text: applicant_text,
+                html: Some(applicant_html),
+                attachments: vec![],
+            },
+        },
+    ]
+}
+
+/// The concierge notice and the auto-reply of a new inquiry.
+pub fn inquiry_mails(config: &Config, opening: &CaseOpening, i: &Inquiry) -> Vec<MailRequested> {
+    use kujira_domain::values::{
+        AgeGroup, ConsultationMethod, Gender, Household, MoveTiming, Segment, Source, Topic,
+    };
+    let tz = config.timezone;
+    let dates = if i.preferred_dates.is_empty() {
+        "（指定なし）".to_owned()
+    } else {
+        i.preferred_dates
+            .iter()
+            .enumerate()
+            .map(|(n, d)| format!("第{}希望：{}", n + 1, datetime_ja(*d, tz)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let p = &i.personal;
+    let common = vec![
+        ("移住の形", Segment::label_ja(i.segment).to_owned()),
+        ("お住まいの都道府県", i.prefecture.name().to_owned()),
+        ("相談したい内容", join(&i.topics, Topic::label_ja)),
+        (
+            "希望する相談方法",
+            ConsultationMethod::label_ja(i.method).to_owned(),
+        ),
+        ("希望日時", dates),
+    ];
+    let mut staff_rows = vec![("お名前", format!("{}（{}）", p.name, p.name_kana))];
+    staff_rows.extend(common.iter().cloned());
+    staff_rows.extend([
+        ("年代", opt(i.age_group, AgeGroup::label_ja)),
+        ("同居予定のご家族", opt(i.household, Household::label_ja)),
+        ("移住の希望時期", opt(i.move_timing, MoveTiming::label_ja)),
+        ("知ったきっかけ", opt(i.source, Source::label_ja)),
+    ]);
+    let mut applicant_rows = vec![
+        ("お名前", p.name.to_string()),
+        ("フリガナ", p.name_kana.to_string()),
+        ("メールアドレス", p.email.to_string()),
+        ("電話番号", text_or_blank(p.phone.as_ref())),
+    ];
+    applicant_rows.extend(common);
+    applicant_rows.extend([
+        ("年代", opt(i.age_group, AgeGroup::label_ja)),
+        ("性別", opt(i.gender, Gender::label_ja)),
+        ("ご相談内容・ご質問", text_or_blank(p.message.as_ref())),
+    ]);
+    build(
+        config,
+        opening,
+        Parts {
+            kind_ja: "移住相談のお申し込み",
+            key_prefix: "inquiry-received",
+            template: "inquiry_received",
+            name: p.name.to_string(),
+            email: p.email.to_string(),
+            staff_rows,
+            applicant_rows,
+            next_steps: "担当の移住コンシェルジュが内容を確認し、3営業日以内にメールまたはお電話でご連絡します。ご希望の日時での相談が難しい場合は、別の日時をご提案することがあります。",
+        },
+    )
+}
+
+/// The concierge notice and the auto-reply of a new order-made tour request.
+pub fn tour_request_mails(
+    config: &Config,
+    opening: &CaseOpening,
+    r: &TourRequest,
+) -> Vec<MailRequested> {
+    use kujira_domain::values::TourInterest;
+    let dates = r
+        .preferred_dates
+        .iter()
+        .enumerate()
+        .map(|(n, d)| format!("第{}希望：{}", n + 1, date_ja(*d)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let p = &r.personal;
+    let party = format!("大人 {}人、子ども {}人", r.adults, r.children);
+    let staff_rows = vec![
+        ("お名前", format!("{}（{}）", p.name, p.name_kana)),
+        ("お住まいの都道府県", r.prefecture.name().to_owned()),
+        ("希望日", dates.clone()),
+        ("見学したいもの", join(&r.interests, TourInterest::label_ja)),
+        ("参加人数", party.clone()),
+    ];
+    let applicant_rows = vec![
+        ("お名前", p.name.to_string()),
+        ("フリガナ", p.name_kana.to_string()),
+        ("メールアドレス", p.email.to_string()),
+        ("電話番号", p.phone.to_string()),
+        ("希望日", dates),
+        ("見学したいもの", join(&r.interests, TourInterest::label_ja)),
+        ("参加人数", party),
+        (
+            "お子さまの年齢・学年",
+            text_or_blank(p.children_ages.as_ref()),
+        ),
+        ("ご要望・ご質問", text_or_blank(p.message.as_ref())),
+    ];
+    build(
+        config,
+        opening,
+        Parts {
+            kind_ja: "オーダーメイドツアーのお申し込み",
+            key_prefix: "tour-request-received",
+            template: "tour_request_received",
+            name: p.name.to_string(),
+            email: p.email.to_string(),
+            staff_rows,
+            applicant_rows,
+            next_steps: "担当の移住コンシェルジュがご希望を確認し、3営業日以内に日程と行程のご相談のためメールまたはお電話でご連絡します。ツアーの内容は、ご連絡のうえで決定します。",
+        },
+    )
+}

@@ -1,0 +1,85 @@
+use anyhow::Context;
+use kujira_config::Config;
+use kujira_pgembed::{Cluster, ClusterOptions};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// The database kujira runs on, and the private cluster behind it if there is one.
+pub struct Database {
+    pub pool: PgPool,
+    cluster: Option<Cluster>,
+}
+
+impl Database {
+    /// Connects to `DATABASE_URL`, or starts (or joins) the private cluster under
+    /// `KUJIRA_DATA_DIR/pg`.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let pool_options = PgPoolOptions::new()
+            .max_connections(32)
+            .acquire_timeout(std::time::Duration::from_secs(10));
+        if let Some(url) = &config.database_url {
+            let pool = pool_options
+                .connect(url)
+                .await
+                .context("DATABASE_URL: cannot connect")?;
+            return Ok(Self {
+                pool,
+                cluster: None,
+            });
+        }
+        let opts = ClusterOptions {
+            pgdata: config.data_dir.join("pg"),
+            os_user: config.pg_user.clone(),
+            durable: true,
+        };
+        let cluster = tokio::task::spawn_blocking(move || Cluster::start(&opts))
+            .await
+            .context("the cluster start-up task failed")??;
+        let db = Self::on_cluster(cluster, pool_options).await;
+        if db.is_err() {
+            tracing::warn!("could not open the database on the private cluster");
+        }
+        db
+    }
+
+    async fn on_cluster(cluster: Cluster, pool_options: PgPoolOptions) -> anyhow::Result<Self> {
+        cluster.ensure_database("kujira").await?;
+        let pool = pool_options
+            .connect_with(cluster.connect_options("kujira"))
+            .await
+            .context("cannot connect to the private PostgreSQL cluster")?;
+        Ok(Self {
+            pool,
+            cluster: Some(cluster),
+        })
+    }
+
+    /// Applies every service's migrations, in version order.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        migrator()
+            .run(&self.pool)
+            .await
+            .context("cannot apply the database migrations")
+    }
+
+    /// Closes the pool and stops the private cluster if this process started it.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster {
+            tokio::task::spawn_blocking(move || cluster.stop())
+                .await
+                .context("the cluster shutdown task failed")??;
+        }
+        Ok(())
+    }
+}
+
+/// All migrations of all services.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    kujira_pgembed::combine(&[
+        &kujira_eventlog::MIGRATOR,
+        &kujira_intake::MIGRATOR,
+        &kujira_tours::MIGRATOR,
+        &kujira_scheduler::MIGRATOR,
+    ])
+}

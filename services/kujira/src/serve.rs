@@ -1,0 +1,168 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use kujira_config::{Clock, Config, SystemClock};
+use kujira_eventlog::EventStore;
+use kujira_projector::Projector;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::db::Database;
+
+/// How long in-flight requests and workers get to finish after SIGINT/SIGTERM.
+const GRACE: Duration = Duration::from_secs(20);
+
+pub fn tours_state(config: &Config, db: &Database) -> kujira_tours::ToursState {
+    kujira_tours::ToursState::new(
+        Arc::new(config.clone()),
+        EventStore::new(db.pool.clone()),
+        Arc::new(SystemClock),
+    )
+}
+
+/// Every projection `serve` runs.
+pub fn projector(store: &EventStore) -> Projector {
+    Projector::new(store.clone())
+        .with(kujira_scheduler::MailOutboxProjection::new())
+        .with(kujira_tours::TourCatalogueProjection::new())
+}
+
+#[derive(Clone)]
+struct Health {
+    store: EventStore,
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = Database::open(&config).await?;
+    db.migrate().await?;
+    let config = Arc::new(config);
+    let store = EventStore::new(db.pool.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let app = app(config.clone(), store.clone(), clock.clone());
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("KUJIRA_ADDR: cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    let mut workers = tokio::task::JoinSet::new();
+    workers.spawn(projector(&store).run(shutdown.clone()));
+    let mailer = kujira_scheduler::Mailer::from_config(store.clone(), &config, clock.clone())?;
+    workers.spawn(mailer.run(shutdown.clone()));
+
+    println!("kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours)");
+    if config.smtp_url.is_none() {
+        println!("mail is written as .eml files into {}", config.outbox_dir().display());
+    }
+
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move {
+            signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+    let served = server.await.context("the HTTP server failed");
+    shutdown.cancel();
+    let drained = tokio::time::timeout(GRACE, async {
+        while let Some(r) = workers.join_next().await {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "a worker failed"),
+                Err(e) => tracing::error!(error = %e, "a worker panicked"),
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("workers did not stop in time");
+    }
+    db.close().await?;
+    served
+}
+
+/// The whole HTTP surface: every service's router, health checks and the OpenAPI document.
+pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Router {
+    // One kit for both public services, so that the per-IP submission limit counts
+    // inquiries and tour sign-ups together.
+    let kit = kujira_web::Kit::new(&config, clock.clone());
+    let intake = kujira_intake::router(kujira_intake::IntakeState::with_kit(
+        config.clone(),
+        store.clone(),
+        kit.clone(),
+    ));
+    let tours = kujira_tours::router(
+        kujira_tours::ToursState::new(config.clone(), store.clone(), clock).with_kit(kit),
+    );
+    let mut doc = kujira_intake::openapi();
+    doc.merge(kujira_tours::openapi());
+    doc.info.title = "kujira".into();
+    doc.info.description = Some("移住相談と体験ツアーの公開API (kujira public API)".into());
+    let doc = Arc::new(doc);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(Health { store }))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/", get(|| async { axum::response::Redirect::to("/inquiry") }))
+        .merge(intake)
+        .merge(tours)
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Ready when the database answers; reports how far readers and mail lag behind.
+async fn readyz(State(h): State<Health>) -> impl IntoResponse {
+    let db_ok = sqlx::query("SELECT 1").execute(h.store.pool()).await.is_ok();
+    let lag = h.store.reader_lag().await.ok();
+    let outbox = kujira_scheduler::outbox_status(h.store.pool()).await.ok();
+    let body = serde_json::json!({
+        "database": if db_ok { "ok" } else { "unavailable" },
+        "reader_lag": lag,
+        "mail_outbox": outbox,
+    });
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

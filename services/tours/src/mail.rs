@@ -1,0 +1,696 @@
+//! The mails that tour facts cause, rendered here in Japanese (text and HTML) and
+//! recorded as `MailRequested` in the same append as the facts. The mailer in
+//! services/scheduler delivers them.
+//!
+//! Keys are deterministic, one per (fact, recipient), so a retried command can never
+//! request a mail twice.
+
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+use icalendar::{Calendar, Component, EventLike};
+use kujira_config::Config;
+use kujira_domain::mail::{Attachment, MailContent, MailRequested};
+use kujira_domain::tour::{SignUp, Standing, TourDetails, TourEvent, TourState};
+use maud::{Markup, html};
+use uuid::Uuid;
+
+use crate::token;
+
+/// Template names, for statistics and the outbox.
+pub mod templates {
+    pub const CONFIRMED: &str = "tour_sign_up_confirmed";
+    pub const WAITLISTED: &str = "tour_sign_up_waitlisted";
+    pub const PROMOTED: &str = "tour_sign_up_promoted";
+    pub const CANCELLED: &str = "tour_sign_up_cancelled";
+    pub const TOUR_CANCELLED: &str = "tour_cancelled";
+    pub const CONCIERGE: &str = "tour_concierge_notice";
+}
+
+/// `2026年12月31日（木）10:00`, in the city's time zone.
+pub fn ja_datetime(tz: Tz, at: DateTime<Utc>) -> String {
+    let local = at.with_timezone(&tz);
+    format!(
+        "{}年{}月{}日（{}）{}",
+        local.year(),
+        local.month(),
+        local.day(),
+        weekday_ja(local.weekday()),
+        local.format("%H:%M")
+    )
+}
+
+/// The span of a tour: the end without its date when it ends the same day.
+pub fn ja_span(tz: Tz, starts: DateTime<Utc>, ends: DateTime<Utc>) -> String {
+    let (s, e) = (starts.with_timezone(&tz), ends.with_timezone(&tz));
+    if s.date_naive() == e.date_naive() {
+        format!("{}〜{}", ja_datetime(tz, starts), e.format("%H:%M"))
+    } else {
+        format!("{} 〜 {}", ja_datetime(tz, starts), ja_datetime(tz, ends))
+    }
+}
+
+fn weekday_ja(w: chrono::Weekday) -> &'static str {
+    use chrono::Weekday::*;
+    match w {
+        Mon => "月",
+        Tue => "火",
+        Wed => "水",
+        Thu => "木",
+        Fri => "金",
+        Sat => "土",
+        Sun => "日",
+    }
+}
+
+pub fn fee_ja(fee_yen: u32) -> String {
+    if fee_yen == 0 {
+        "無料".into()
+    } else {
+        // Thousands separators the Japanese way (3,000円).
+        let digits = fee_yen.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        format!("{out}円")
+    }
+}
+
+/// The personal link of a sign-up.
+pub fn sign_up_link(config: &Config, tour_id: Uuid, sign_up_id: Uuid) -> String {
+    format!(
+        "{}/signups/{}",
+        config.public_url,
+        token::sign(config.secret.expose(), tour_id, sign_up_id)
+    )
+}
+
+/// The feedback form of a sign-up, for the after-tour mail (services/scheduler).
+pub fn feedback_link(config: &Config, tour_id: Uuid, sign_up_id: Uuid) -> String {
+    format!("{}/feedback", sign_up_link(config, tour_id, sign_up_id))
+}
+
+/// The `.ics` calendar entry of a tour (UTC times, so every client reads them alike).
+pub fn ics(config: &Config, tour_id: Uuid, d: &TourDetails, stamp: DateTime<Utc>) -> String {
+    let host = config
+        .public_url
+        .split("://")
+        .nth(1)
+        .unwrap_or("kujira")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("kujira");
+    let mut event = icalendar::Event::new();
+    event
+        .uid(&format!("tour-{tour_id}@{host}"))
+        .timestamp(stamp)
+        .summary(&format!("{}（{}）", d.title, config.words.city_name))
+        .starts(d.starts_at)
+        .ends(d.ends_at)
+        .description(&format!(
+            "{}\n\nお問い合わせ：{} {}",
+            d.description, config.words.desk_name, config.words.desk_phone
+        ))
+        .url(&format!("{}/tours/{tour_id}", config.public_url));
+    if !d.meeting_place.is_empty() {
+        event.location(&d.meeting_place);
+    }
+    let mut cal = Calendar::new();
+    cal.append_property(icalendar::Property::new("METHOD", "PUBLISH"));
+    cal.name(&d.title).push(event.done());
+    cal.done().to_string()
+}
+
+/// Every mail the newly decided `events` cause. `after` is the tour once they are
+/// folded in (it holds the people to write to).
+pub fn mails_for(
+    config: &Config,
+    tour_id: Uuid,
+    after: &TourState,
+    events: &[TourEvent],
+) -> Vec<MailRequested> {
+    let Some(details) = &after.details else {
+        return vec![];
+    };
+    let r = Renderer {
+        config,
+        tour_id,
+        tour: after,
+        d: details,
+    };
+    let mut mails = Vec::new();
+    for event in events {
+        match event {
+            TourEvent::TourSignUpConfirmed(e) => {
+                if let Some(s) = after.sign_up(e.sign_up_id) {
+                    mails.push(r.confirmed(s, e.at, false));
+                    mails.push(r.concierge(s, "参加確定", "confirmed"));
+                }
+            }
+            TourEvent::TourSignUpWaitlisted(e) => {
+                if let Some(s) = after.sign_up(e.sign_up_id) {
+                    mails.push(r.waitlisted(s, e.position));
+                    mails.push(r.concierge(s, "キャンセル待ち", "waitlisted"));
+                }
+            }
+            TourEvent::TourSignUpPromoted(e) => {
+                if let Some(s) = after.sign_up(e.sign_up_id) {
+                    mails.push(r.confirmed(s, e.at, true));
+                    mails.push(r.concierge(s, "キャンセル待ちから繰り上げ", "promoted"));
+                }
+            }
+            TourEvent::TourSignUpCancelled(e) => {
+                if let Some(s) = after.sign_up(e.sign_up_id) {
+                    mails.push(r.cancelled(s, e.was));
+                    mails.push(r.concierge(s, "キャンセル", "cancelled"));
+                }
+            }
+            TourEvent::TourCancelled(e) => {
+                for id in &e.affected_sign_ups {
+                    if let Some(s) = after.sign_up(*id) {
+                        mails.push(r.tour_cancelled(s, e.reason.as_deref()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    mails
+}
+
+struct Renderer<'a> {
+    config: &'a Config,
+    tour_id: Uuid,
+    tour: &'a TourState,
+    d: &'a TourDetails,
+}
+
+/// A mail's body as paragraphs and labelled rows, turned into both alternatives so
+/// that the text and the HTML always say the same thing.
+struct Body {
+    greeting: String,
+    paragraphs: Vec<String>,
+    sections: Vec<(String, Vec<(String, String)>)>,
+    link: Option<(String, String)>,
+    closing: Vec<String>,
+}
+
+impl Renderer<'_> {
+    fn key(&self, s: &SignUp, what: &str) -> String {
+        format!("tour/{}/sign-up/{}/{what}", self.tour_id, s.id)
+    }
+
+    fn subject(&self, what: &str) -> String {
+        format!(
+            "【{}】{}：{}",
+            self.config.words.site_name, what, self.d.title
+        )
+    }
+
+    fn tour_rows(&self) -> Vec<(String, String)> {
+        let tz = self.config.timezone;
+        let mut rows = vec![
+            ("ツアー".into(), self.d.title.clone()),
+            ("種類".into(), self.d.kind.label_ja().into()),
+            ("日時".into(), ja_span(tz, self.d.starts_at, self.d.ends_at)),
+        ];
+        if !self.d.meeting_place.is_empty() {
+            rows.push(("集合場所".into(), self.d.meeting_place.clone()));
+        }
+        rows.push(("参加費".into(), fee_ja(self.d.fee_yen)));
+        rows
+    }
+
+    fn party_rows(&self, s: &SignUp) -> Vec<(String, String)> {
+        let mut rows = vec![
+            ("代表者".into(), format!("{} 様", s.personal.name)),
+            (
+                "参加人数".into(),
+                format!("大人{}名・子ども{}名", s.party.adults, s.party.children),
+            ),
+        ];
+        if let Some(t) = s.transport {
+            rows.push(("来場方法".into(), t.label_ja().into()));
+        }
+        if let Some(n) = &s.personal.needs {
+            rows.push(("配慮事項".into(), n.to_string()));
+        }
+        rows
+    }
+
+    fn signature(&self) -> Vec<String> {
+        let w = &self.config.words;
+        vec![
+            w.desk_name.clone(),
+            format!("電話：{}（{}）", w.desk_phone, w.desk_hours),
+            format!("メール：{}", w.desk_email),
+            format!("{}（{}）", w.site_name, self.config.public_url),
+        ]
+    }
+
+    fn link(&self, s: &SignUp) -> (String, String) {
+        (
+            "お申し込みの確認・キャンセル".into(),
+            sign_up_link(self.config, self.tour_id, s.id),
+        )
+    }
+
+    fn to_party(
+        &self,
+        s: &SignUp,
+        what: &str,
+        template: &str,
+        subject: String,
+        body: Body,
+        attachments: Vec<Attachment>,
+    ) -> MailRequested {
+        MailRequested {
+            key: self.key(s, what),
+            template: template.into(),
+            personal: MailContent {
+                to: vec![s.personal.email.to_string()],
+                subject,
+                text: body.text_with(&self.signature()),
+                html: Some(body.html_with(&self.signature())),
+                attachments,
+            },
+        }
+    }
+
+    fn confirmed(&self, s: &SignUp, at: DateTime<Utc>, promoted: bool) -> MailRequested {
+        let mut paragraphs = if promoted {
+            vec![
+                format!(
+                    "キャンセル待ちでお申し込みいただいていた「{}」に空きが出たため、参加が確定しました。",
+                    self.d.title
+                ),
+                "ご都合が合わなくなった場合は、下のリンクからキャンセルの手続きをお願いします。"
+                    .into(),
+            ]
+        } else {
+            vec![
+                format!(
+                    "{}の「{}」にお申し込みいただき、ありがとうございます。参加が確定しましたのでお知らせします。",
+                    self.config.words.city_name, self.d.title
+                ),
+                "ご都合が悪くなった場合は、下のリンクからキャンセルしてください。キャンセル待ちの方に順番にご案内します。".into(),
+            ]
+        };
+        paragraphs.push("カレンダーに登録できるファイル（tour.ics）を添付しています。".into());
+        let body = Body {
+            greeting: format!("{} 様", s.personal.name),
+            paragraphs,
+            sections: vec![
+                ("ツアーの内容".into(), self.tour_rows()),
+                ("お申し込みの内容".into(), self.party_rows(s)),
+            ],
+            link: Some(self.link(s)),
+            closing: vec!["当日お会いできることを楽しみにしています。".into()],
+        };
+        let ics = Attachment {
+            filename: "tour.ics".into(),
+            content_type: "text/calendar; charset=utf-8; method=PUBLISH".into(),
+            content: ics(self.config, self.tour_id, self.d, at),
+        };
+        let (what, template, subject) = if promoted {
+            (
+                "promoted",
+                templates::PROMOTED,
+                self.subject("キャンセル待ちから参加確定になりました"),
+            )
+        } else {
+            (
+                "confirmed",
+                templates::CONFIRMED,
+                self.subject("ツアーへの参加が確定しました"),
+            )
+        };
+        self.to_party(s, what, template, subject, body, vec![ics])
+    }
+
+    fn waitlisted(&self, s: &SignUp, position: u32) -> MailRequested {
+        let body = Body {
+            greeting: format!("{} 様", s.personal.name),
+            paragraphs: vec![
+                format!(
+                    "「{}」にお申し込みいただき、ありがとうございます。定員に達しているため、キャンセル待ちとして受け付けました。",
+                    self.d.title
+                ),
+                format!("現在のキャンセル待ちの順番は {position} 番目です。"),
+                "空きが出た場合は、お申し込み順に繰り上げて参加確定とし、メールでお知らせします。キャンセル待ちをやめる場合は、下のリンクから手続きできます。".into(),
+            ],
+            sections: vec![
+                ("ツアーの内容".into(), self.tour_rows()),
+                ("お申し込みの内容".into(), self.party_rows(s)),
+            ],
+            link: Some(self.link(s)),
+            closing: vec![],
+        };
+        self.to_party(
+            s,
+            "waitlisted",
+            templates::WAITLISTED,
+            self.subject("キャンセル待ちで受け付けました"),
+            body,
+            vec![],
+        )
+    }
+
+    fn cancelled(&self, s: &SignUp, was: Standing) -> MailRequested {
+        let what = match was {
+            Standing::Confirmed => "ツアーへのお申し込み",
+            Standing::Waitlisted => "キャンセル待ち",
+        };
+        let body = Body {
+            greeting: format!("{} 様", s.personal.name),
+            paragraphs: vec![
+                format!("「{}」の{what}のキャンセルを受け付けました。", self.d.title),
+                "またの機会にぜひご参加ください。移住に関するご相談は、いつでも窓口で承っています。"
+                    .into(),
+            ],
+            sections: vec![("キャンセルしたツアー".into(), self.tour_rows())],
+            link: None,
+            closing: vec![],
+        };
+        self.to_party(
+            s,
+            "cancelled",
+            templates::CANCELLED,
+            self.subject("キャンセルを受け付けました"),
+            body,
+            vec![],
+        )
+    }
+
+    fn tour_cancelled(&self, s: &SignUp, reason: Option<&str>) -> MailRequested {
+        let mut paragraphs = vec![format!(
+            "お申し込みいただいていた「{}」は、誠に勝手ながら中止することになりました。楽しみにしていただいていたところ、申し訳ありません。",
+            self.d.title
+        )];
+        if let Some(r) = reason {
+            paragraphs.push(format!("中止の理由：{r}"));
+        }
+        paragraphs.push(
+            "お手続きは必要ありません。次回のツアーやオーダーメイドツアーについては、窓口までお気軽にお問い合わせください。"
+                .into(),
+        );
+        let body = Body {
+            greeting: format!("{} 様", s.personal.name),
+            paragraphs,
+            sections: vec![("中止となったツアー".into(), self.tour_rows())],
+            link: None,
+            closing: vec![],
+        };
+        MailRequested {
+            key: format!("tour/{}/cancelled/{}", self.tour_id, s.id),
+            template: templates::TOUR_CANCELLED.into(),
+            personal: MailContent {
+                to: vec![s.personal.email.to_string()],
+                subject: self.subject("ツアー中止のお知らせ"),
+                text: body.text_with(&self.signature()),
+                html: Some(body.html_with(&self.signature())),
+                attachments: vec![],
+            },
+        }
+    }
+
+    fn concierge(&self, s: &SignUp, what_ja: &str, what: &str) -> MailRequested {
+        let p = &s.personal;
+        let mut person = vec![
+            ("氏名".into(), format!("{}（{}）", p.name, p.name_kana)),
+            ("メール".into(), p.email.to_string()),
+            ("電話".into(), p.phone.to_string()),
+            ("都道府県".into(), s.prefecture.to_string()),
+            (
+                "参加人数".into(),
+                format!("大人{}名・子ども{}名", s.party.adults, s.party.children),
+            ),
+        ];
+        if let Some(a) = &p.children_ages {
+            person.push(("子どもの年齢".into(), a.to_string()));
+        }
+        if let Some(t) = s.transport {
+            person.push(("来場方法".into(), t.label_ja().into()));
+        }
+        if let Some(n) = &p.needs {
+            person.push(("配慮事項".into(), n.to_string()));
+        }
+        if let Some(src) = s.source {
+            person.push(("知ったきっかけ".into(), src.label_ja().into()));
+        }
+        let capacity = self.d.capacity_parties;
+        let counts = vec![
+            (
+                "参加確定".into(),
+                format!(
+                    "{}組 / 定員{}組（{}名）",
+                    self.tour.confirmed_parties(),
+                    capacity,
+                    self.tour.confirmed_people()
+                ),
+            ),
+            (
+                "キャンセル待ち".into(),
+                format!("{}組", self.tour.waitlist_length()),
+            ),
+        ];
+        let body = Body {
+            greeting: "移住コンシェルジュ各位".into(),
+            paragraphs: vec![format!("「{}」に{what_ja}がありました。", self.d.title)],
+            sections: vec![
+                ("ツアー".into(), self.tour_rows()),
+                ("お申し込み".into(), person),
+                ("現在の状況".into(), counts),
+            ],
+            link: Some((
+                "ツアーの参加者一覧".into(),
+                format!("{}/desk/tours/{}", self.config.public_url, self.tour_id),
+            )),
+            closing: vec![],
+        };
+        MailRequested {
+            key: format!("{}/concierge", self.key(s, what)),
+            template: templates::CONCIERGE.into(),
+            personal: MailContent {
+                to: self.config.concierge_emails.clone(),
+                subject: format!("【ツアー{what_ja}】{}：{} 様", self.d.title, p.name),
+                // Staff mail: no public signature, only where it comes from.
+                text: body.text_with(&[format!("{} 自動送信", self.config.words.site_name)]),
+                html: Some(body.html_with(&[format!("{} 自動送信", self.config.words.site_name)])),
+                attachments: vec![],
+            },
+        }
+    }
+}
+
+impl Body {
+    fn text_with(&self, signature: &[String]) -> String {
+        let mut out = format!("{}\n\n", self.greeting);
+        for p in &self.paragraphs {
+            out.push_str(p);
+            out.push_str("\n\n");
+        }
+        for (title, rows) in &self.sections {
+            out.push_str(&format!("■{title}\n"));
+            for (k, v) in rows {
+                // Multi-line values (needs) stay readable, indented under their label.
+                let v = v.replace('\n', "\n　　");
+                out.push_str(&format!("　{k}：{v}\n"));
+            }
+            out.push('\n');
+        }
+        if let Some((label, url)) = &self.link {
+            out.push_str(&format!("■{label}\n{url}\n\n"));
+        }
+        for c in &self.closing {
+            out.push_str(c);
+            out.push_str("\n\n");
+        }
+        if !signature.is_empty() {
+            out.push_str("――――――――――――――――\n");
+            for l in signature {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn html_with(&self, signature: &[String]) -> String {
+        let markup: Markup = html! {
+            (maud::DOCTYPE)
+            html lang="ja" {
+                head { meta charset="utf-8"; }
+                body style="font-family: sans-serif; line-height: 1.7; color: #222;" {
+                    p { (self.greeting) }
+                    @for p in &self.paragraphs { p { (p) } }
+                    @for (title, rows) in &self.sections {
+                        h2 style="font-size: 1.05em; border-left: 4px solid #1d6fa5; padding-left: .5em;" { (title) }
+                        table style="border-collapse: collapse;" {
+                            @for (k, v) in rows {
+                                tr {
+                                    th style="text-align: left; padding: .2em 1em .2em 0; vertical-align: top; white-space: nowrap;" scope="row" { (k) }
+                                    td style="padding: .2em 0; white-space: pre-wrap;" { (v) }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some((label, url)) = &self.link {
+                        h2 style="font-size: 1.05em; border-left: 4px solid #1d6fa5; padding-left: .5em;" { (label) }
+                        p { a href=(url) { (url) } }
+                    }
+                    @for c in &self.closing { p { (c) } }
+                    @if !signature.is_empty() {
+                        hr;
+                        p { @for l in signature { (l) br; } }
+                    }
+                }
+            }
+        };
+        markup.into_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kujira_domain::decider::Decider;
+    use kujira_domain::tour::form::SignUpInput;
+    use kujira_domain::tour::{Tour, TourCommand, TourKind};
+
+    fn config() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::for_tests(dir.path());
+        (dir, c)
+    }
+
+    fn at() -> DateTime<Utc> {
+        "2026-12-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn tour(capacity: u32) -> (Uuid, TourState) {
+        let id = Uuid::from_u128(7);
+        let details = TourDetails {
+            title: "冬の柏崎 1泊2日".into(),
+            kind: TourKind::Overnight,
+            starts_at: "2026-12-31T00:00:00Z".parse().unwrap(),
+            ends_at: "2027-01-01T06:00:00Z".parse().unwrap(),
+            meeting_place: "JR柏崎駅".into(),
+            capacity_parties: capacity,
+            max_people: None,
+            fee_yen: 12000,
+            deadline: None,
+            description: "雪国の暮らしを体験します。".into(),
+            audience: String::new(),
+        };
+        let events = Tour::decide(
+            &TourState::default(),
+            &TourCommand::Schedule {
+                tour_id: id,
+                details,
+                publish: true,
+                at: at(),
+            },
+        )
+        .unwrap();
+        (id, Tour::replay(&events))
+    }
+
+    fn sign_up(state: &TourState, n: u128) -> (TourState, Vec<TourEvent>) {
+        let input = SignUpInput {
+            name: "柏崎 太郎".into(),
+            name_kana: "カシワザキ タロウ".into(),
+            email: format!("taro{n}@example.jp"),
+            phone: "090-1234-5678".into(),
+            prefecture: "東京都".into(),
+            adults: "2".into(),
+            needs: "卵アレルギー\nベビーカー".into(),
+            consent: true,
+            ..SignUpInput::default()
+        };
+        let cmd = TourCommand::SignUp {
+            sign_up: input.validate(Uuid::from_u128(100 + n)).unwrap(),
+            at: at(),
+        };
+        let events = Tour::decide(state, &cmd).unwrap();
+        (events.iter().fold(state.clone(), Tour::evolve), events)
+    }
+
+    #[test]
+    fn dates_read_the_japanese_way_in_the_city_time_zone() {
+        let tz = chrono_tz::Asia::Tokyo;
+        let start = "2026-12-31T00:00:00Z".parse().unwrap();
+        assert_eq!(ja_datetime(tz, start), "2026年12月31日（木）09:00");
+        let same_day = "2026-12-31T07:30:00Z".parse().unwrap();
+        assert_eq!(
+            ja_span(tz, start, same_day),
+            "2026年12月31日（木）09:00〜16:30"
+        );
+        assert_eq!(fee_ja(0), "無料");
+        assert_eq!(fee_ja(12000), "12,000円");
+        assert_eq!(fee_ja(1_234_567), "1,234,567円");
+    }
+
+    #[test]
+    fn a_confirmation_carries_the_details_an_ics_and_the_personal_link() {
+        let (_dir, config) = config();
+        let (id, state) = tour(1);
+        let (after, events) = sign_up(&state, 1);
+        let mails = mails_for(&config, id, &after, &events);
+        assert_eq!(mails.len(), 2, "the party and the concierges");
+        let party = &mails[0];
+        assert_eq!(party.template, templates::CONFIRMED);
+        assert_eq!(party.personal.to, ["taro1@example.jp"]);
+        assert_eq!(
+            party.key,
+            format!("tour/{id}/sign-up/{}/confirmed", Uuid::from_u128(101))
+        );
+        let text = &party.personal.text;
+        assert!(text.starts_with("柏崎 太郎 様"));
+        assert!(text.contains("2026年12月31日（木）09:00 〜 2027年1月1日（金）15:00"));
+        assert!(text.contains("12,000円"));
+        assert!(text.contains("卵アレルギー\n　　ベビーカー"));
+        assert!(text.contains(&config.words.desk_phone));
+        let link = sign_up_link(&config, id, Uuid::from_u128(101));
+        assert!(text.contains(&link));
+        assert!(
+            party
+                .personal
+                .html
+                .as_ref()
+                .unwrap()
+                .contains(&format!("href=\"{link}\""))
+        );
+        let ics = &party.personal.attachments[0];
+        assert!(ics.content_type.starts_with("text/calendar"));
+        for line in [
+            "BEGIN:VCALENDAR",
+            "METHOD:PUBLISH",
+            "BEGIN:VEVENT",
+            "DTSTART:20261231T000000Z",
+            "DTEND:20270101T060000Z",
+            "LOCATION:JR柏崎駅",
+        ] {
+            assert!(ics.content.contains(line), "{line} in {}", ics.content);
+        }
+        let notice = &mails[1];
+        assert_eq!(notice.personal.to, config.concierge_emails);
+        assert!(notice.personal.text.contains("taro1@example.jp"));
+        assert!(notice.personal.text.contains("1組 / 定員1組（2名）"));
+    }
+
+    #[test]
+    fn a_waitlisted_party_is_told_its_place() {
+        let (_dir, config) = config();
+        let (id, state) = tour(1);
+        let (state, _) = sign_up(&state, 1);
+        let (after, events) = sign_up(&state, 2);
+        let mails = mails_for(&config, id, &after, &events);
+        assert_eq!(mails[0].template, templates::WAITLISTED);
+        assert!(mails[0].personal.text.contains("1 番目"));
+        assert!(mails[0].personal.attachments.is_empty());
+    }
+}

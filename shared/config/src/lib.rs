@@ -1,0 +1,309 @@
+//! Runtime configuration: environment variables with sane defaults, an optional
+//! TOML file, the generated secret, the city's own words, and the clock.
+//!
+//! Every value has a default so that `kujira serve` starts with no variable set.
+//! An invalid value fails at start-up with a message that names the variable.
+
+mod clock;
+mod words;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use words::CityWords;
+
+/// Everything kujira reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `DATABASE_URL`; when unset, a private cluster runs under `data_dir/pg`.
+    pub database_url: Option<String>,
+    /// `KUJIRA_ADDR`.
+    pub addr: SocketAddr,
+    /// `KUJIRA_DATA_DIR`: the embedded cluster, the secret, the `.eml` outbox.
+    pub data_dir: PathBuf,
+    /// `KUJIRA_PUBLIC_URL`: the base of links in emails, without a trailing slash.
+    pub public_url: String,
+    /// `KUJIRA_SMTP_URL`, e.g. `smtp://user:pass@host:587?tls=required`; when unset,
+    /// mail is written as `.eml` files into `data_dir/outbox`.
+    pub smtp_url: Option<String>,
+    /// `KUJIRA_MAIL_FROM`.
+    pub mail_from: String,
+    /// `KUJIRA_CONCIERGE_EMAILS`, comma-separated.
+    pub concierge_emails: Vec<String>,
+    /// `KUJIRA_TIMEZONE`.
+    pub timezone: chrono_tz::Tz,
+    /// `KUJIRA_SECRET`, or the one generated into `data_dir/secret`.
+    pub secret: Secret,
+    /// `KUJIRA_SUBMISSIONS_PER_IP_PER_HOUR`; 0 turns the limit off.
+    pub submissions_per_ip_per_hour: u32,
+    /// `KUJIRA_INQUIRY_LEAD_DAYS`: how far ahead a preferred consultation date must be.
+    pub inquiry_lead_days: u32,
+    /// `KUJIRA_PG_USER`: the OS user that runs the embedded cluster when kujira runs as root.
+    pub pg_user: Option<String>,
+    /// The city's words (`KUJIRA_CITY_NAME`, `KUJIRA_SITE_NAME`, ...).
+    pub words: CityWords,
+}
+
+/// The key that signs cookies, CSRF tokens and links. Never printed.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The optional TOML file (`KUJIRA_CONFIG`): the same keys as the variables, lower-case,
+/// without the `KUJIRA_` prefix (`addr = "0.0.0.0:8080"`, `city_name = "..."`).
+/// A variable that is set wins over the file.
+type FileValues = std::collections::BTreeMap<String, toml::Value>;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let file: FileValues = match lookup("KUJIRA_CONFIG") {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("KUJIRA_CONFIG: cannot read {path}"))?;
+                toml::from_str(&text).with_context(|| format!("KUJIRA_CONFIG: {path} is not valid TOML"))?
+            }
+            None => FileValues::new(),
+        };
+        let get = |var: &str| -> Option<String> {
+            lookup(var).filter(|v| !v.trim().is_empty()).or_else(|| {
+                let key = var.trim_start_matches("KUJIRA_").to_ascii_lowercase();
+                file.get(&key).map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            })
+        };
+
+        let addr = parse_var(&get, "KUJIRA_ADDR", "127.0.0.1:8080")?;
+        let data_dir = PathBuf::from(get("KUJIRA_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let public_url = get("KUJIRA_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            bail!("KUJIRA_PUBLIC_URL must start with http:// or https:// (got {public_url:?})");
+        }
+        let smtp_url = get("KUJIRA_SMTP_URL");
+        if let Some(u) = &smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            bail!("KUJIRA_SMTP_URL must start with smtp:// or smtps://");
+        }
+        let mail_from = get("KUJIRA_MAIL_FROM").unwrap_or_else(|| "kujira@localhost".into());
+        check_address("KUJIRA_MAIL_FROM", &mail_from)?;
+        let concierge_emails: Vec<String> = get("KUJIRA_CONCIERGE_EMAILS")
+            .unwrap_or_else(|| "concierge@localhost".into())
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for a in &concierge_emails {
+            check_address("KUJIRA_CONCIERGE_EMAILS", a)?;
+        }
+        let timezone: chrono_tz::Tz = get("KUJIRA_TIMEZONE")
+            .unwrap_or_else(|| "Asia/Tokyo".into())
+            .parse()
+            .map_err(|e| anyhow!("KUJIRA_TIMEZONE: {e}"))?;
+        let submissions_per_ip_per_hour =
+            parse_var(&get, "KUJIRA_SUBMISSIONS_PER_IP_PER_HOUR", "20")?;
+        let inquiry_lead_days = parse_var(&get, "KUJIRA_INQUIRY_LEAD_DAYS", "3")?;
+        let secret = match get("KUJIRA_SECRET") {
+            Some(s) if s.len() < 32 => {
+                bail!("KUJIRA_SECRET must be at least 32 characters long")
+            }
+            Some(s) => Secret(s.into_bytes()),
+            None => load_or_create_secret(&data_dir)?,
+        };
+        let words = CityWords::from_lookup(&get)?;
+
+        Ok(Self {
+            database_url: get("DATABASE_URL"),
+            addr,
+            data_dir,
+            public_url,
+            smtp_url,
+            mail_from,
+            concierge_emails,
+            timezone,
+            secret,
+            submissions_per_ip_per_hour,
+            inquiry_lead_days,
+            pg_user: get("KUJIRA_PG_USER"),
+            words,
+        })
+    }
+
+    /// A configuration for tests: defaults, a fixed secret, the given data directory.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        let dir = data_dir.to_string_lossy().into_owned();
+        let mut cfg = Self::from_lookup(|k| match k {
+            "KUJIRA_DATA_DIR" => Some(dir.clone()),
+            "KUJIRA_SECRET" => Some("test-secret-test-secret-test-secret!".into()),
+            "KUJIRA_PUBLIC_URL" => Some("https://kujira.example.jp".into()),
+            "KUJIRA_MAIL_FROM" => Some("kujira@example.jp".into()),
+            "KUJIRA_CONCIERGE_EMAILS" => Some("concierge@example.jp".into()),
+            _ => None,
+        })
+        .expect("the test configuration is valid");
+        cfg.database_url = None;
+        cfg
+    }
+
+    /// Where `.eml` files go when no SMTP server is configured.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+}
+
+fn parse_var<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: &str,
+) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = get(var).unwrap_or_else(|| default.to_owned());
+    raw.trim()
+        .parse()
+        .map_err(|e| anyhow!("{var}: invalid value {raw:?}: {e}"))
+}
+
+fn check_address(var: &str, address: &str) -> anyhow::Result<()> {
+    let ok = address
+        .rsplit_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !address.contains(char::is_whitespace));
+    if ok {
+        Ok(())
+    } else {
+        bail!("{var}: {address:?} is not an email address")
+    }
+}
+
+/// Generates the secret once, into the data directory, so that no variable is
+/// required to start and signed links survive restarts.
+fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = data_dir.join("secret");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .with_context(|| format!("{} is not a valid secret file", path.display()))?;
+        return Ok(Secret(bytes));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("KUJIRA_DATA_DIR: cannot create {}", data_dir.display()))?;
+    let mut bytes = vec![0u8; 32];
+    rand::fill(&mut bytes[..]);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    // create_new: two processes starting at once must not overwrite each other's secret.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut f) => {
+            f.write_all(encoded.as_bytes())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new secret");
+            Ok(Secret(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_secret(data_dir),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_need_no_variable_but_a_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let cfg = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d)])).unwrap();
+        assert_eq!(cfg.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.timezone, chrono_tz::Asia::Tokyo);
+        assert_eq!(cfg.submissions_per_ip_per_hour, 20);
+        assert_eq!(cfg.words.city_name, "柏崎市");
+        // The secret is generated once and then reused.
+        let again = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d)])).unwrap();
+        assert_eq!(cfg.secret.expose(), again.secret.expose());
+        assert_eq!(cfg.secret.expose().len(), 32);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        for (var, value) in [
+            ("KUJIRA_ADDR", "not-an-address"),
+            ("KUJIRA_TIMEZONE", "Mars/Olympus"),
+            ("KUJIRA_SUBMISSIONS_PER_IP_PER_HOUR", "-3"),
+            ("KUJIRA_SECRET", "short"),
+            ("KUJIRA_MAIL_FROM", "nobody"),
+            ("KUJIRA_PUBLIC_URL", "ftp://x"),
+        ] {
+            let err = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), (var, value)]))
+                .expect_err(var);
+            assert!(format!("{err:#}").contains(var), "{var}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn the_toml_file_is_read_and_variables_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let file = dir.path().join("kujira.toml");
+        std::fs::write(&file, "addr = \"0.0.0.0:9000\"\ncity_name = \"長岡市\"\n").unwrap();
+        let f = file.to_str().unwrap();
+        let cfg = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), ("KUJIRA_CONFIG", f)]))
+            .unwrap();
+        assert_eq!(cfg.addr.port(), 9000);
+        assert_eq!(cfg.words.city_name, "長岡市");
+        let cfg = Config::from_lookup(lookup(&[
+            ("KUJIRA_DATA_DIR", d),
+            ("KUJIRA_CONFIG", f),
+            ("KUJIRA_ADDR", "127.0.0.1:7000"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.addr.port(), 7000);
+    }
+}

@@ -1,0 +1,17 @@
+//! The pure heart of kujira: events, commands, deciders and value types.
+//!
+//! No IO lives here: no database, no HTTP, no clock. Time comes in as an argument.
+//! Each aggregate follows the decider pattern, `decide(state, command) -> events`
+//! and `evolve(state, event) -> state`, and is tested given/when/then.
+//!
+//! Events are facts, named in the past tense. An event type is never edited once
+//! it has been stored: a new shape is a new type (`...V2`). Personal data always sits
+//! in a nested `personal` part, apart from the fields that statistics use, so that it
+//! can later be encrypted per person (crypto-shredding) without changing any event.
+
+pub mod decider;
+pub mod funnel;
+pub mod inquiry;
+pub mod mail;
+pub mod tour;
+pub mod values;

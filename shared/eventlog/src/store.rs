@@ -1,0 +1,535 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgListener, PgRow};
+use sqlx::{PgPool, Postgres, Row};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::types::{
+    AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
+    StreamName,
+};
+
+/// The channel that carries the (empty) wake-up hint.
+pub const NOTIFY_CHANNEL: &str = "kujira_events";
+/// At most one NOTIFY is sent per interval, however many appends happen.
+pub const NOTIFY_COALESCE: Duration = Duration::from_millis(20);
+
+/// How often a subscription polls when no hint arrives.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// `Any` appends re-read the version and retry this often before giving up with a conflict.
+const ANY_RETRIES: usize = 16;
+
+const SELECT_COLUMNS: &str = "position, transaction_id, event_id, stream_name, stream_version, \
+     event_type, data, metadata, recorded_at";
+
+/// Handle on the event log. Cheap to clone.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    /// Bumped after every append; subscriptions and the notifier watch it.
+    appended: Arc<watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore").finish_non_exhaustive()
+    }
+}
+
+/// How far gap-safe readers are held back by transactions still running.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ReaderLag {
+    /// Committed or in-flight events at or above the watermark, not yet readable.
+    pub events_held_back: i64,
+    /// Age of the oldest transaction in the cluster that holds an xid.
+    pub oldest_transaction_seconds: f64,
+}
+
+impl EventStore {
+    /// Wraps a pool. Must be called inside a Tokio runtime: it starts the task that
+    /// coalesces wake-up NOTIFYs.
+    pub fn new(pool: PgPool) -> Self {
+        let appended = Arc::new(watch::Sender::new(0));
+        tokio::spawn(notifier(pool.clone(), appended.subscribe()));
+        Self { pool, appended }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Appends `events` to `stream` if its version is `expected`.
+    ///
+    /// Re-appending the same event ids to the same stream at the same versions is a
+    /// no-op that returns the earlier result with `replayed: true`, so a retried
+    /// request never writes twice.
+    pub async fn append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, Error> {
+        if events.is_empty() {
+            return Err(Error::Empty);
+        }
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let data: Vec<&serde_json::Value> = events.iter().map(|e| &e.data).collect();
+        let metadata = events
+            .iter()
+            .map(|e| serde_json::to_value(&e.metadata))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Encode(e.to_string()))?;
+
+        let mut attempts = 0;
+        loop {
+            let base = match expected {
+                ExpectedVersion::Exact(n) => n,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Any => self.stream_version(stream).await?,
+            };
+            // One event (the common case: one command, one fact) goes in as a plain
+            // single-row INSERT, the same statement shape as the baseline it is measured against.
+            let inserted = if events.len() == 1 {
+                sqlx::query(
+                    "INSERT INTO events (event_id, stream_name, stream_version, event_type, data, metadata) \
+                     SELECT $3, $1, $2 + 1, $4, $5, $6 \
+                     WHERE $2 = 0 OR EXISTS \
+                       (SELECT 1 FROM events WHERE stream_name = $1 AND stream_version = $2) \
+                     RETURNING position",
+                )
+                .bind(stream.as_str())
+                .bind(to_i64(base))
+                .bind(ids[0])
+                .bind(types[0])
+                .bind(data[0])
+                .bind(&metadata[0])
+                .fetch_all(&self.pool)
+                .await
+            } else {
+                sqlx::query(
+                    "INSERT INTO events (event_id, stream_name, stream_version, event_type, data, metadata) \
+                     SELECT e.id, $1, $2 + e.ord, e.t, e.d, e.m \
+                     FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) \
+                          WITH ORDINALITY AS e(id, t, d, m, ord) \
+                     WHERE $2 = 0 OR EXISTS \
+                       (SELECT 1 FROM events WHERE stream_name = $1 AND stream_version = $2) \
+                     RETURNING position",
+                )
+                .bind(stream.as_str())
+                .bind(to_i64(base))
+                .bind(&ids)
+                .bind(&types)
+                .bind(&data)
+                .bind(&metadata)
+                .fetch_all(&self.pool)
+                .await
+            };
+
+            match inserted {
+                Ok(rows) if rows.is_empty() => {
+                    // The expected version is ahead of the stream: appending would leave a gap.
+                    return Err(Error::Conflict {
+                        stream: stream.to_string(),
+                        expected,
+                        actual: self.stream_version(stream).await?,
+                    });
+                }
+                Ok(rows) => {
+                    self.appended.send_modify(|n| *n = n.wrapping_add(1));
+                    let positions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+                    return Ok(AppendResult {
+                        stream_version: base + events.len() as u64,
+                        first_position: positions.iter().copied().min().unwrap_or_default(),
+                        last_position: positions.iter().copied().max().unwrap_or_default(),
+                        replayed: false,
+                    });
+                }
+                Err(err) if is_unique_violation(&err) => {
+                    if let Some(replay) = self.earlier_append(stream, expected, &ids).await? {
+                        return Ok(replay);
+                    }
+                    let actual = self.stream_version(stream).await?;
+                    attempts += 1;
+                    if expected == ExpectedVersion::Any && attempts < ANY_RETRIES {
+                        continue;
+                    }
+                    return Err(Error::Conflict {
+                        stream: stream.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// If every id was already appended, as one run at the versions `expected` allows,
+    /// returns that earlier result. If some id was used elsewhere, that is an error.
+    async fn earlier_append(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        ids: &[Uuid],
+    ) -> Result<Option<AppendResult>, Error> {
+        let rows = sqlx::query(
+            "SELECT event_id, stream_name, stream_version, position FROM events \
+             WHERE event_id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let found = |id: &Uuid| rows.iter().find(|r| r.get::<Uuid, _>(0) == *id);
+        let mut versions = Vec::with_capacity(ids.len());
+        let mut positions = Vec::with_capacity(ids.len());
+        for id in ids {
+            match found(id) {
+                Some(row) if row.get::<String, _>(1) == stream.as_str() => {
+                    versions.push(row.get::<i64, _>(2));
+                    positions.push(row.get::<i64, _>(3));
+                }
+                _ => return Err(Error::DuplicateEventId(*id)),
+            }
+        }
+        let first = versions[0];
+        let consecutive = versions
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == first + i as i64);
+        let matches_expected = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => first == 1,
+            ExpectedVersion::Exact(n) => first == to_i64(n) + 1,
+        };
+        if !consecutive || !matches_expected {
+            return Err(Error::DuplicateEventId(ids[0]));
+        }
+        Ok(Some(AppendResult {
+            stream_version: (first + versions.len() as i64 - 1) as u64,
+            first_position: positions.iter().copied().min().unwrap_or_default(),
+            last_position: positions.iter().copied().max().unwrap_or_default(),
+            replayed: true,
+        }))
+    }
+
+    /// The version of the stream's last event, 0 when it has none.
+    pub async fn stream_version(&self, stream: &StreamName) -> Result<u64, Error> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_name = $1")
+                .bind(stream.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    /// Up to `limit` events of one stream with versions above `after_version`.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamName,
+        after_version: u64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let sql = format!(
+            "SELECT {SELECT_COLUMNS} FROM events \
+             WHERE stream_name = $1 AND stream_version > $2 \
+             ORDER BY stream_version LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream.as_str())
+            .bind(to_i64(after_version))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// Every event of one stream, fetched lazily in batches of `batch` so that memory
+    /// stays flat however long the stream is.
+    pub fn stream_events(
+        &self,
+        stream: &StreamName,
+        batch: i64,
+    ) -> impl Stream<Item = Result<RecordedEvent, Error>> + Send + 'static {
+        let store = self.clone();
+        let stream = stream.clone();
+        let pages = futures::stream::try_unfold(Some(0u64), move |after| {
+            let store = store.clone();
+            let stream = stream.clone();
+            async move {
+                let Some(after) = after else {
+                    return Ok::<_, Error>(None);
+                };
+                let page = store.read_stream(&stream, after, batch).await?;
+                let next = if (page.len() as i64) < batch {
+                    None
+                } else {
+                    page.last().map(|e| e.stream_version)
+                };
+                if page.is_empty() {
+                    return Ok(None);
+                }
+                let items = page.into_iter().map(Ok::<_, Error>);
+                Ok(Some((futures::stream::iter(items), next)))
+            }
+        });
+        futures::TryStreamExt::try_flatten(pages)
+    }
+
+    /// Loads and decodes a whole stream, returning its events and its version.
+    pub async fn load<E: DeserializeOwned>(
+        &self,
+        stream: &StreamName,
+    ) -> Result<(Vec<E>, u64), Error> {
+        let mut events = Vec::new();
+        let mut version = 0;
+        loop {
+            let page = self.read_stream(stream, version, 1000).await?;
+            let done = page.len() < 1000;
+            for e in &page {
+                events.push(e.decode()?);
+                version = e.stream_version;
+            }
+            if done {
+                return Ok((events, version));
+            }
+        }
+    }
+
+    /// Up to `limit` events after `after` in the global, gap-safe order.
+    /// `event_types`, when given, keeps only those types.
+    pub async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+        event_types: Option<&[&str]>,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        read_all_with(&self.pool, after, limit, event_types).await
+    }
+
+    /// A wake-up hint for readers: resolves on an append (in this process or,
+    /// through NOTIFY, in another) or after the polling interval.
+    pub async fn subscribe(&self) -> Subscription {
+        let listener = match PgListener::connect_with(&self.pool).await {
+            Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN failed; falling back to polling");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "no LISTEN connection; falling back to polling");
+                None
+            }
+        };
+        Subscription {
+            listener,
+            local: Some(self.appended.subscribe()),
+            poll: POLL_INTERVAL,
+        }
+    }
+
+    /// How far gap-safe readers are currently held back.
+    pub async fn reader_lag(&self) -> Result<ReaderLag, Error> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT count(*) FROM events WHERE transaction_id >= \
+                  (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)), \
+               (SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8 \
+                  FROM pg_stat_activity WHERE backend_xid IS NOT NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ReaderLag {
+            events_held_back: row.get(0),
+            oldest_transaction_seconds: row.get(1),
+        })
+    }
+
+    /// The durable checkpoint of a named reader.
+    pub async fn checkpoint<'e, X>(executor: X, reader: &str) -> Result<Checkpoint, Error>
+    where
+        X: sqlx::Executor<'e, Database = Postgres>,
+    {
+        let row = sqlx::query(
+            "SELECT transaction_id, position FROM reader_checkpoints WHERE reader = $1",
+        )
+        .bind(reader)
+        .fetch_optional(executor)
+        .await?;
+        Ok(row.map_or(Checkpoint::START, |r| Checkpoint {
+            transaction_id: r.get(0),
+            position: r.get(1),
+        }))
+    }
+
+    /// Locks a reader's checkpoint row for the rest of the transaction, creating it if
+    /// needed, so that two processes never run the same reader at once.
+    pub async fn lock_checkpoint(
+        tx: &mut sqlx::PgConnection,
+        reader: &str,
+    ) -> Result<Checkpoint, Error> {
+        sqlx::query("INSERT INTO reader_checkpoints (reader) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(reader)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT transaction_id, position FROM reader_checkpoints WHERE reader = $1 FOR UPDATE",
+        )
+        .bind(reader)
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(Checkpoint {
+            transaction_id: row.get(0),
+            position: row.get(1),
+        })
+    }
+
+    /// Moves a reader's checkpoint; call it in the transaction that applied the events.
+    pub async fn save_checkpoint(
+        tx: &mut sqlx::PgConnection,
+        reader: &str,
+        checkpoint: Checkpoint,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO reader_checkpoints (reader, transaction_id, position, updated_at) \
+             VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (reader) DO UPDATE SET transaction_id = $2, position = $3, updated_at = now()",
+        )
+        .bind(reader)
+        .bind(checkpoint.transaction_id)
+        .bind(checkpoint.position)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// [`EventStore::read_all`] on any executor, so that a projection can read inside
+/// the transaction that holds its checkpoint lock.
+pub async fn read_all_with<'e, X>(
+    executor: X,
+    after: Checkpoint,
+    limit: i64,
+    event_types: Option<&[&str]>,
+) -> Result<Vec<RecordedEvent>, Error>
+where
+    X: sqlx::Executor<'e, Database = Postgres>,
+{
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM events \
+         WHERE (transaction_id, position) > ($1, $2) \
+           AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
+           AND ($4::text[] IS NULL OR event_type = ANY($4)) \
+         ORDER BY transaction_id, position \
+         LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.transaction_id)
+        .bind(after.position)
+        .bind(limit)
+        .bind(event_types)
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// A wake-up hint for one reader.
+pub struct Subscription {
+    listener: Option<PgListener>,
+    local: Option<watch::Receiver<u64>>,
+    poll: Duration,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("listening", &self.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Waits for a hint that something may have been appended. Spurious wake-ups are
+    /// normal: the caller just reads again.
+    pub async fn wait(&mut self) {
+        let poll = tokio::time::sleep(self.poll);
+        let local = async {
+            match self.local.as_mut() {
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        // The store is gone: only polling and NOTIFY are left.
+                        self.local = None;
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let remote = async {
+            match self.listener.as_mut() {
+                Some(l) => {
+                    if let Err(e) = l.recv().await {
+                        tracing::debug!(error = %e, "listener error; polling");
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = local => {},
+            () = remote => {},
+            () = poll => {},
+        }
+    }
+}
+
+/// Sends one empty NOTIFY per burst of appends, outside every appender's transaction.
+async fn notifier(pool: PgPool, mut appended: watch::Receiver<u64>) {
+    // Ends when the last EventStore clone is dropped.
+    while appended.changed().await.is_ok() {
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::debug!(error = %e, "NOTIFY failed; readers will poll");
+        }
+        tokio::time::sleep(NOTIFY_COALESCE).await;
+    }
+}
+
+fn decode_row(row: &PgRow) -> Result<RecordedEvent, Error> {
+    let metadata: sqlx::types::Json<Metadata> = row.try_get("metadata")?;
+    let version: i64 = row.try_get("stream_version")?;
+    Ok(RecordedEvent {
+        position: row.try_get("position")?,
+        transaction_id: row.try_get("transaction_id")?,
+        event_id: row.try_get("event_id")?,
+        stream_name: row.try_get("stream_name")?,
+        stream_version: version as u64,
+        event_type: row.try_get("event_type")?,
+        data: row.try_get("data")?,
+        metadata: metadata.0,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,202 @@
+//! The web kit both public services (intake, tours) build their pages on.
+//!
+//! * [`Kit`]: one handle on everything a public form needs (city words, CSRF,
+//!   one-time form tokens, the per-IP submission limit, the clock). Put it in your
+//!   state and implement `FromRef<YourState> for Kit`, which the [`FormData`]
+//!   extractor needs to render its Japanese rejection pages.
+//! * [`layout`]: the page frame (`lang="ja"`, phone first, no JavaScript) and the
+//!   入力 → 確認 → 完了 step list.
+//! * [`fields`]: accessible fields (label + ※必須/※任意 + help + error with
+//!   `aria-describedby`/`aria-invalid`), the error summary, consent, honeypot.
+//! * [`security`]: signed double-submit CSRF, signed one-time form tokens, [`Signer`]
+//!   for any other signed token (cancel links).
+//! * [`extract`]: [`FormData`] (strict urlencoded form, Japanese 4xx pages),
+//!   [`JsonObject`] (JSON object body, `{"errors": {...}}` 4xx), [`ClientIp`].
+//! * [`error`]: [`PageError`] and [`ApiError`], which never leak internals.
+//! * [`funnel`]: recording funnel steps (`funnel-<form token id>` streams).
+//!
+//! A typical HTML flow (see `services/intake` for a complete one):
+//!
+//! ```ignore
+//! async fn show(State(s): State<MyState>, jar: CookieJar) -> impl IntoResponse {
+//!     let (jar, csrf) = s.kit.csrf().issue(jar);
+//!     let token = s.kit.form_tokens().issue("tour_signup:…", s.kit.now());
+//!     (jar, Html(s.kit.page("タイトル", html! { form method="post" action="…" novalidate {
+//!         (fields::form_guards(&csrf, &token.token)) … } }).into_string()))
+//! }
+//! async fn confirm(State(s): State<MyState>, jar: CookieJar, form: FormData) -> Result<…, PageError> {
+//!     s.kit.check_csrf(&jar, &form)?;                     // 403 page when missing/forged
+//!     let token = s.kit.check_form_token("tour_signup:…", &form)?;  // 400 page when forged
+//!     …
+//! }
+//! ```
+//! Wrap the router with [`with_body_limit`] so bodies over 64 KiB get 413.
+
+pub mod error;
+pub mod extract;
+pub mod fields;
+pub mod funnel;
+pub mod layout;
+pub mod ratelimit;
+pub mod security;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum_extra::extract::cookie::CookieJar;
+use chrono::{DateTime, Utc};
+use kujira_config::{CityWords, Clock, Config};
+use maud::Markup;
+
+pub use error::{ApiError, PageError};
+pub use extract::{ClientIp, FormData, JsonObject};
+pub use ratelimit::{RateLimited, RateLimiter};
+pub use security::{
+    CSRF_COOKIE, CSRF_FIELD, Csrf, FORM_TOKEN_FIELD, FormToken, FormTokens, Signer,
+};
+
+/// The largest request body accepted; larger ones get 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Applies the 64 KiB body limit that the extractors turn into a 413 answer.
+pub fn with_body_limit<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+/// Everything a public form needs. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Kit(Arc<KitInner>);
+
+#[derive(Debug)]
+struct KitInner {
+    words: Arc<CityWords>,
+    csrf: Csrf,
+    tokens: FormTokens,
+    limiter: RateLimiter,
+    clock: Arc<dyn Clock>,
+    timezone: chrono_tz::Tz,
+}
+
+impl Kit {
+    /// Builds the kit from the configuration. Cookies are `Secure` when
+    /// `KUJIRA_PUBLIC_URL` is https. Services that share one kit also share the
+    /// per-IP submission count.
+    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Self {
+        let secret = config.secret.expose();
+        Self(Arc::new(KitInner {
+            words: Arc::new(config.words.clone()),
+            csrf: Csrf::new(secret, config.public_url.starts_with("https://")),
+            tokens: FormTokens::new(secret),
+            limiter: RateLimiter::new(config.submissions_per_ip_per_hour, clock.clone()),
+            clock,
+            timezone: config.timezone,
+        }))
+    }
+
+    pub fn words(&self) -> &CityWords {
+        &self.0.words
+    }
+
+    pub fn csrf(&self) -> &Csrf {
+        &self.0.csrf
+    }
+
+    pub fn form_tokens(&self) -> &FormTokens {
+        &self.0.tokens
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.0.limiter
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.0.clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.0.clock.now()
+    }
+
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.0.timezone
+    }
+
+    /// A whole page in the site's frame.
+    pub fn page(&self, title: &str, body: Markup) -> Markup {
+        layout::page(&self.0.words, title, body)
+    }
+
+    /// An error answered as a Japanese page.
+    pub fn error_page(
+        &self,
+        status: StatusCode,
+        title: impl Into<String>,
+        message: impl Into<String>,
+    ) -> PageError {
+        PageError::new(self.0.words.clone(), status, title, message)
+    }
+
+    /// Logs `error` and answers a 500 page that shows nothing of it.
+    pub fn internal_error(&self, error: &dyn std::fmt::Display) -> PageError {
+        PageError::internal(self.0.words.clone(), error)
+    }
+
+    /// 403 unless the form's [`CSRF_FIELD`] matches the browser's CSRF cookie.
+    pub fn check_csrf(&self, jar: &CookieJar, form: &FormData) -> Result<(), PageError> {
+        if self.0.csrf.verify(jar, form.get(CSRF_FIELD)) {
+            Ok(())
+        } else {
+            Err(self.error_page(
+                StatusCode::FORBIDDEN,
+                "送信を受け付けられませんでした",
+                "ページの有効性を確認できませんでした（Cookie が無効になっているか、別のサイトから送信された可能性があります）。お手数ですが、フォームのページを開き直して、もう一度送信してください。",
+            ))
+        }
+    }
+
+    /// The genuine one-time token of `form` from the form's [`FORM_TOKEN_FIELD`],
+    /// or a 400 page.
+    pub fn check_form_token(
+        &self,
+        form_name: &str,
+        form: &FormData,
+    ) -> Result<FormToken, PageError> {
+        self.0
+            .tokens
+            .verify(form_name, form.get(FORM_TOKEN_FIELD))
+            .ok_or_else(|| {
+                self.error_page(
+                    StatusCode::BAD_REQUEST,
+                    "送信を受け付けられませんでした",
+                    "フォームの情報が正しくありません。お手数ですが、フォームのページを開き直して、もう一度入力してください。",
+                )
+            })
+    }
+
+    /// Counts a submission from `ip`; over the limit, a 429 page.
+    pub fn check_rate_page(&self, ip: IpAddr) -> Result<(), PageError> {
+        self.0.limiter.check(ip).map_err(|r| {
+            self.error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "送信回数の上限に達しました",
+                "短時間に多くの送信がありました。しばらく時間をおいてから、もう一度お試しください。お急ぎの場合はお電話でご相談ください。",
+            )
+            .with_retry_after(r.retry_after_secs)
+        })
+    }
+
+    /// Counts a submission from `ip`; over the limit, a 429 JSON error.
+    pub fn check_rate_api(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.0.limiter.check(ip).map_err(|r| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "request",
+                "送信回数の上限に達しました。時間をおいて再度お試しください。",
+            )
+            .with_retry_after(r.retry_after_secs)
+        })
+    }
+}

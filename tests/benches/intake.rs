@@ -1,0 +1,140 @@
+//! Intake throughput: submissions/s through `POST /api/v1/inquiries` at 32 concurrent
+//! clients over real HTTP, against the event log's own single-append rate measured
+//! in the same run on the same database, plus the p99 latency and the render rate
+//! of `GET /inquiry`.
+//!
+//! Run with `cargo bench -p kujira-tests --bench intake`. `BENCH_SECONDS` sets each
+//! phase's length (default 5). Figures are printed as rates and ratios.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kujira_config::{Config, SystemClock};
+use kujira_eventlog::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamName};
+use kujira_intake::IntakeState;
+use kujira_pgembed::testing::TestDb;
+use uuid::Uuid;
+
+const CLIENTS: usize = 32;
+
+fn phase_length() -> Duration {
+    let secs = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    Duration::from_secs(secs)
+}
+
+/// Runs `op` from `CLIENTS` tasks for the phase length; returns (ops/s, sorted latencies).
+async fn run<F, Fut>(op: F) -> (f64, Vec<Duration>)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let op = op.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    assert!(op().await, "an operation failed");
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    tokio::time::sleep(phase_length()).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("a client panicked"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (all.len() as f64 / elapsed, all)
+}
+
+fn p(lat: &[Duration], q: f64) -> Duration {
+    lat[((lat.len() as f64 - 1.0) * q).round() as usize]
+}
+
+#[derive(serde::Serialize)]
+#[serde(tag = "type", content = "data")]
+enum BenchEvent {
+    Appended { n: u64 },
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = TestDb::new(&[&kujira_eventlog::MIGRATOR, &kujira_intake::MIGRATOR]).await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(CLIENTS as u32)
+            .connect_with(db.options.clone())
+            .await
+            .unwrap();
+        let store = EventStore::new(pool);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        config.submissions_per_ip_per_hour = 0;
+        let state = IntakeState::new(Arc::new(config), store.clone(), Arc::new(SystemClock));
+        let app = kujira_intake::router(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        // 1. The event log alone: one single-event append per operation.
+        let s = store.clone();
+        let (append_rate, _) = run(move || {
+            let s = s.clone();
+            async move {
+                let e = NewEvent::encode(Uuid::now_v7(), &BenchEvent::Appended { n: 1 }, Metadata::new("bench", Uuid::now_v7())).unwrap();
+                s.append(&StreamName::new("bench", Uuid::now_v7()), ExpectedVersion::NoStream, vec![e]).await.is_ok()
+            }
+        })
+        .await;
+
+        // 2. Inquiries through the API over HTTP.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+        let url = format!("http://{addr}/api/v1/inquiries");
+        let body = serde_json::json!({
+            "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ", "email": "taro@example.jp",
+            "prefecture": "東京都", "segment": "i_turn", "topics": ["work", "housing"],
+            "method": "online", "message": "冬の暮らしについて相談したいです。", "consent": true
+        })
+        .to_string();
+        let (c, u, b) = (client.clone(), url.clone(), body.clone());
+        let (submit_rate, lat) = run(move || {
+            let (c, u, b) = (c.clone(), u.clone(), b.clone());
+            async move {
+                let r = c.post(&u).header("content-type", "application/json").body(b).send().await;
+                matches!(r, Ok(r) if r.status() == 201)
+            }
+        })
+        .await;
+
+        // 3. The form page (each view also records its funnel step).
+        let (c, u) = (client.clone(), format!("http://{addr}/inquiry"));
+        let (render_rate, render_lat) = run(move || {
+            let (c, u) = (c.clone(), u.clone());
+            async move { matches!(c.get(&u).send().await, Ok(r) if r.status() == 200) }
+        })
+        .await;
+
+        println!("intake benchmark, {CLIENTS} concurrent clients, {:?} per phase", phase_length());
+        println!("  event log single appends:        {append_rate:>8.0} /s");
+        println!("  POST /api/v1/inquiries:          {submit_rate:>8.0} /s");
+        println!("  ratio submissions / appends:     {:>8.2}   (target >= 0.70)", submit_rate / append_rate);
+        println!(
+            "  submission latency p50 / p99:    {:>8.1} ms / {:.1} ms",
+            p(&lat, 0.5).as_secs_f64() * 1e3,
+            p(&lat, 0.99).as_secs_f64() * 1e3
+        );
+        println!("  GET /inquiry renders:            {render_rate:>8.0} /s  (ratio to appends {:.2})", render_rate / append_rate);
+        println!("  render latency p99:              {:>8.1} ms", p(&render_lat, 0.99).as_secs_f64() * 1e3);
+    });
+}

@@ -1,0 +1,301 @@
+//! `POST /api/v1/inquiries`, black-box through `kujira_intake::router` on a real
+//! database: the 201 answer, field errors, JSON of the wrong shape, idempotency,
+//! limits, and the OpenAPI document.
+
+mod intake_support;
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use intake_support::{App, inquiry_json};
+
+#[tokio::test]
+async fn a_valid_inquiry_gets_201_with_the_case_id_and_its_reference() {
+    let app = App::new().await;
+    let r = app.post_json(&inquiry_json().to_string(), None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let body = r.json();
+    let id = body["id"].as_str().unwrap();
+    let reference = body["reference"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+    assert!(reference.starts_with("2026-"));
+
+    let events = app.events().await;
+    let case: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == format!("consultation-{id}"))
+        .collect();
+    assert_eq!(
+        case.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
+        ["InquirySubmitted", "MailRequested", "MailRequested"]
+    );
+    let d = &case[0].2;
+    assert_eq!(d["reference"], reference);
+    assert_eq!(d["channel"], "api");
+    assert_eq!(d["personal"]["name_kana"], "カシワザキ ハナコ");
+    assert_eq!(d["preferred_dates"][0], "2026-12-01T05:00:00Z");
+    assert_eq!(d["newsletter"], true);
+    assert!(
+        case[1].2["personal"]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/desk/cases/{id}"))
+    );
+    assert_eq!(
+        case[2].2["personal"]["to"],
+        serde_json::json!(["hanako@example.jp"])
+    );
+
+    let second = app.post_json(&inquiry_json().to_string(), None).await;
+    assert_eq!(second.status, StatusCode::CREATED);
+    assert_ne!(second.json()["id"], body["id"]);
+    assert_ne!(second.json()["reference"], body["reference"]);
+}
+
+#[tokio::test]
+async fn bad_fields_get_422_with_one_message_per_field() {
+    let app = App::new().await;
+    let mut j = inquiry_json();
+    j["email"] = "not-an-address".into();
+    j["name_kana"] = "はなこ".into();
+    j["postal_code"] = "12-345".into();
+    j["prefecture"] = "Tokyo".into();
+    j["topics"] = serde_json::json!([]);
+    j["consent"] = false.into();
+    j["preferred_date_2"] = "2026-11-20T10:00".into();
+    j["message"] = "あ".repeat(2001).into();
+    j["segment"] = serde_json::Value::Null;
+    let r = app.post_json(&j.to_string(), None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = r.json()["errors"].as_object().unwrap().clone();
+    let mut fields: Vec<&str> = errors.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "consent",
+            "email",
+            "message",
+            "name_kana",
+            "postal_code",
+            "prefecture",
+            "preferred_date_2",
+            "segment",
+            "topics"
+        ]
+    );
+    assert_eq!(errors["segment"], "入力してください。");
+    assert_eq!(errors["preferred_date_2"], "過去の日時は指定できません。");
+    assert!(errors["email"].as_str().unwrap().contains("メールアドレス"));
+    assert!(app.streams("consultation").await.is_empty());
+}
+
+#[tokio::test]
+async fn json_of_the_wrong_shape_gets_a_clear_4xx() {
+    let app = App::new().await;
+    let mut j = inquiry_json();
+    j["consent"] = "yes".into();
+    j["topics"] = 3.into();
+    j["name"] = serde_json::json!({"first": "花子"});
+    j["favourite_colour"] = "blue".into();
+    let r = app.post_json(&j.to_string(), None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let e = &r.json()["errors"];
+    assert_eq!(e["consent"], "true または falseで指定してください。");
+    assert_eq!(e["topics"], "文字列の配列で指定してください。");
+    assert_eq!(e["name"], "文字列で指定してください。");
+    assert_eq!(e["favourite_colour"], "この項目は受け付けていません。");
+
+    let cases: [(&[u8], StatusCode); 4] = [
+        (b"{\"name\": ", StatusCode::BAD_REQUEST),
+        (b"[1, 2]", StatusCode::UNPROCESSABLE_ENTITY),
+        (b"\"text\"", StatusCode::UNPROCESSABLE_ENTITY),
+        (b"{\"name\": \"\xff\xfe\"}", StatusCode::BAD_REQUEST),
+    ];
+    for (body, status) in cases {
+        let req = Request::post("/api/v1/inquiries")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_vec()))
+            .unwrap();
+        let r = app.send(req).await;
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(body));
+        assert!(r.json()["errors"]["body"].is_string(), "{}", r.body);
+    }
+
+    let req = Request::post("/api/v1/inquiries")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("name=x"))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.json()["errors"]["body"].is_string());
+
+    let mut big = inquiry_json();
+    big["message"] = "x".repeat(70 * 1024).into();
+    let r = app.post_json(&big.to_string(), None).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        r.json()["errors"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("64 KB")
+    );
+
+    let r = app
+        .post_json(&inquiry_json().to_string(), Some("bad key with spaces"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["errors"]["Idempotency-Key"].is_string());
+    assert!(app.streams("consultation").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_and_body_give_the_same_answer_and_one_case() {
+    let app = App::new().await;
+    let body = inquiry_json().to_string();
+    let first = app.post_json(&body, Some("retry-0001")).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+
+    // Retries, some concurrent, one with the fields in another order.
+    let mut reordered: Vec<(String, serde_json::Value)> = inquiry_json()
+        .as_object()
+        .unwrap()
+        .clone()
+        .into_iter()
+        .collect();
+    reordered.reverse();
+    let reordered = format!(
+        "{{{}}}",
+        reordered
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", serde_json::Value::from(k.as_str())))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let retries = futures::future::join_all((0..8).map(|i| {
+        let b = if i == 0 {
+            reordered.clone()
+        } else {
+            body.clone()
+        };
+        let app = &app;
+        async move { app.post_json(&b, Some("retry-0001")).await }
+    }))
+    .await;
+    for r in &retries {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.json(), first.json());
+    }
+    assert_eq!(app.streams("consultation").await.len(), 1);
+
+    // The same key with another body is refused, and changes nothing.
+    let mut other = inquiry_json();
+    other["message"] = "別の内容".into();
+    let r = app.post_json(&other.to_string(), Some("retry-0001")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.json()["errors"]["Idempotency-Key"]
+            .as_str()
+            .unwrap()
+            .contains("別の内容")
+    );
+    assert_eq!(app.streams("consultation").await.len(), 1);
+
+    // Concurrent first use of a fresh key with two different bodies: one wins, the other is refused.
+    let other = other.to_string();
+    let (a, b) = tokio::join!(
+        app.post_json(&body, Some("race-1")),
+        app.post_json(&other, Some("race-1"))
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY]
+    );
+    assert_eq!(app.streams("consultation").await.len(), 2);
+
+    // Another key is another case.
+    let r = app.post_json(&body, Some("retry-0002")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_ne!(r.json()["id"], first.json()["id"]);
+}
+
+#[tokio::test]
+async fn the_api_honours_the_per_ip_limit_and_zero_turns_it_off() {
+    let app = App::with(|c| c.submissions_per_ip_per_hour = 1).await;
+    let send = |ip: &str| {
+        let ip: SocketAddr = ip.parse().unwrap();
+        let mut req = Request::post("/api/v1/inquiries")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(inquiry_json().to_string()))
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(ip));
+        app.send(req)
+    };
+    assert_eq!(send("203.0.113.1:1").await.status, StatusCode::CREATED);
+    let r = send("203.0.113.1:2").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.json()["errors"]["request"].is_string());
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(send("203.0.113.2:1").await.status, StatusCode::CREATED);
+
+    let open = App::with(|c| c.submissions_per_ip_per_hour = 0).await;
+    for _ in 0..5 {
+        assert_eq!(
+            open.post_json(&inquiry_json().to_string(), None)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_lead_time_follows_the_clock_and_the_city_time_zone() {
+    let app = App::new().await;
+    let mut j = inquiry_json();
+    // 2026-11-24 10:00 JST now; three days ahead means 11-27 at the earliest.
+    j["preferred_date_1"] = "2026-11-26T23:59".into();
+    let r = app.post_json(&j.to_string(), None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.json()["errors"]["preferred_date_1"],
+        "本日から3日以降の日時を指定してください。"
+    );
+    j["preferred_date_1"] = "2026-11-27T09:00".into();
+    let r = app.post_json(&j.to_string(), None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.clock.advance(chrono::Duration::days(1));
+    let r = app.post_json(&j.to_string(), None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[test]
+fn the_openapi_document_describes_the_inquiry_endpoint_from_the_code() {
+    let doc = serde_json::to_value(kujira_intake::openapi()).unwrap();
+    let op = &doc["paths"]["/api/v1/inquiries"]["post"];
+    assert!(op.is_object(), "{doc:#}");
+    for status in ["201", "400", "413", "415", "422", "429"] {
+        assert!(op["responses"][status].is_object(), "{status}");
+    }
+    assert_eq!(op["parameters"][0]["name"], "Idempotency-Key");
+    let schema = &doc["components"]["schemas"]["InquiryRequest"];
+    let topics = schema["properties"]["topics"]["items"]["enum"]
+        .as_array()
+        .unwrap();
+    assert_eq!(topics.len(), 8);
+    assert!(topics.contains(&"snow_climate".into()));
+    assert_eq!(
+        schema["properties"]["prefecture"]["enum"]
+            .as_array()
+            .unwrap()
+            .len(),
+        47
+    );
+    let required = schema["required"].as_array().unwrap();
+    assert!(required.contains(&"consent".into()) && required.contains(&"topics".into()));
+    assert!(doc["components"]["schemas"]["InquiryCreated"]["properties"]["reference"].is_object());
+}
