@@ -11,7 +11,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "kujira", version, about = "移住・定住相談の受付と体験ツアーの運営 (kujira)")]
+#[command(
+    name = "kujira",
+    version,
+    about = "移住・定住相談の受付と体験ツアーの運営 (kujira)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -59,9 +59,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mailer = kujira_scheduler::Mailer::from_config(store.clone(), &config, clock.clone())?;
     workers.spawn(mailer.run(shutdown.clone()));
 
-    println!("kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours)");
+    println!(
+        "kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours)"
+    );
     if config.smtp_url.is_none() {
-        println!("mail is written as .eml files into {}", config.outbox_dir().display());
+        println!(
+            "mail is written as .eml files into {}",
+            config.outbox_dir().display()
+        );
     }
 
     let server = axum::serve(
@@ -123,7 +128,10 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        .route("/", get(|| async { axum::response::Redirect::to("/inquiry") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/inquiry") }),
+        )
         .merge(intake)
         .merge(tours)
         .layer(CatchPanicLayer::new())
@@ -132,7 +140,10 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
 
 /// Ready when the database answers; reports how far readers and mail lag behind.
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
-    let db_ok = sqlx::query("SELECT 1").execute(h.store.pool()).await.is_ok();
+    let db_ok = sqlx::query("SELECT 1")
+        .execute(h.store.pool())
+        .await
+        .is_ok();
     let lag = h.store.reader_lag().await.ok();
     let outbox = kujira_scheduler::outbox_status(h.store.pool()).await.ok();
     let body = serde_json::json!({

@@ -46,7 +46,10 @@ fn stop(mut server: Server) {
     )
     .unwrap();
     let status = server.child.wait().unwrap();
-    assert!(status.success(), "kujira exits cleanly on SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "kujira exits cleanly on SIGTERM: {status}"
+    );
 }
 
 async fn submit(client: &reqwest::Client, url: &str) -> serde_json::Value {
@@ -82,7 +85,11 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
     let client = reqwest::Client::new();
 
     let server = start(&data);
-    let health = client.get(format!("{}/healthz", server.url)).send().await.unwrap();
+    let health = client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     let ready: serde_json::Value = client
         .get(format!("{}/readyz", server.url))
@@ -93,7 +100,11 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(ready["database"], "ok");
-    let form = client.get(format!("{}/inquiry", server.url)).send().await.unwrap();
+    let form = client
+        .get(format!("{}/inquiry", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(form.status(), 200);
     assert!(form.text().await.unwrap().contains("lang=\"ja\""));
 

@@ -47,7 +47,9 @@ pub struct Projector {
 impl std::fmt::Debug for Projector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
-        f.debug_struct("Projector").field("projections", &names).finish()
+        f.debug_struct("Projector")
+            .field("projections", &names)
+            .finish()
     }
 }
 

@@ -59,7 +59,11 @@ async fn append(store: &EventStore, ty: &str, ns: impl IntoIterator<Item = i64>)
         })
         .collect();
     store
-        .append(&StreamName::new("sum", Uuid::now_v7()), ExpectedVersion::NoStream, evs)
+        .append(
+            &StreamName::new("sum", Uuid::now_v7()),
+            ExpectedVersion::NoStream,
+            evs,
+        )
         .await
         .unwrap();
 }
@@ -76,7 +80,9 @@ async fn applies_each_event_once_and_resumes_from_its_checkpoint() {
     let (db, store, fail_on) = setup().await;
     append(&store, "Counted", 1..=10).await;
     append(&store, "Ignored", [1000]).await;
-    let projector = Projector::new(store.clone()).with(Sum { fail_on: fail_on.clone() });
+    let projector = Projector::new(store.clone()).with(Sum {
+        fail_on: fail_on.clone(),
+    });
     assert_eq!(projector.catch_up().await.unwrap(), 10);
     assert_eq!(totals(&db).await, (55, 10));
     // Nothing new: nothing applied again.
@@ -93,7 +99,9 @@ async fn a_failing_projection_stops_loudly_and_never_skips() {
     let (db, store, fail_on) = setup().await;
     append(&store, "Counted", [1, 2, 3]).await;
     fail_on.store(2, Ordering::SeqCst);
-    let projector = Projector::new(store.clone()).with(Sum { fail_on: fail_on.clone() });
+    let projector = Projector::new(store.clone()).with(Sum {
+        fail_on: fail_on.clone(),
+    });
     let err = projector.catch_up().await.unwrap_err();
     assert!(format!("{err:#}").contains("boom on 2"), "{err:#}");
     // The whole batch rolled back with the checkpoint: no half-applied state.
@@ -107,7 +115,9 @@ async fn a_failing_projection_stops_loudly_and_never_skips() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_projectors_racing_never_apply_an_event_twice() {
     let (db, store, fail_on) = setup().await;
-    let a = Projector::new(store.clone()).with(Sum { fail_on: fail_on.clone() });
+    let a = Projector::new(store.clone()).with(Sum {
+        fail_on: fail_on.clone(),
+    });
     let b = Projector::new(store.clone()).with(Sum { fail_on });
     let writer = {
         let store = store.clone();

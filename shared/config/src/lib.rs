@@ -85,7 +85,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("KUJIRA_CONFIG: cannot read {path}"))?;
-                toml::from_str(&text).with_context(|| format!("KUJIRA_CONFIG: {path} is not valid TOML"))?
+                toml::from_str(&text)
+                    .with_context(|| format!("KUJIRA_CONFIG: {path} is not valid TOML"))?
             }
             None => FileValues::new(),
         };
@@ -195,9 +196,9 @@ where
 }
 
 fn check_address(var: &str, address: &str) -> anyhow::Result<()> {
-    let ok = address
-        .rsplit_once('@')
-        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !address.contains(char::is_whitespace));
+    let ok = address.rsplit_once('@').is_some_and(|(l, d)| {
+        !l.is_empty() && !d.is_empty() && !address.contains(char::is_whitespace)
+    });
     if ok {
         Ok(())
     } else {
@@ -294,8 +295,8 @@ mod tests {
         let file = dir.path().join("kujira.toml");
         std::fs::write(&file, "addr = \"0.0.0.0:9000\"\ncity_name = \"長岡市\"\n").unwrap();
         let f = file.to_str().unwrap();
-        let cfg = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), ("KUJIRA_CONFIG", f)]))
-            .unwrap();
+        let cfg =
+            Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), ("KUJIRA_CONFIG", f)])).unwrap();
         assert_eq!(cfg.addr.port(), 9000);
         assert_eq!(cfg.words.city_name, "長岡市");
         let cfg = Config::from_lookup(lookup(&[

@@ -9,7 +9,10 @@ pub trait Decider {
     type Error;
 
     /// Decides which events a command produces, given the current state.
-    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+    fn decide(
+        state: &Self::State,
+        command: &Self::Command,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// Folds one event into the state. Never fails: events are facts.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
@@ -19,6 +22,8 @@ pub trait Decider {
     where
         Self::Event: 'a,
     {
-        events.into_iter().fold(Self::State::default(), Self::evolve)
+        events
+            .into_iter()
+            .fold(Self::State::default(), Self::evolve)
     }
 }

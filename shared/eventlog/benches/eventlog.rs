@@ -73,9 +73,15 @@ async fn bench(admin: PgConnectOptions, run: Duration) -> anyhow::Result<()> {
         .await?;
     let store = EventStore::new(pool.clone());
     let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&pool).await?;
-    println!("kujira event log benchmark: {}s per run, fsync={fsync}", run.as_secs());
+    println!(
+        "kujira event log benchmark: {}s per run, fsync={fsync}",
+        run.as_secs()
+    );
     println!();
-    println!("{:<44} {:>12} {:>12} {:>7}", "single-event transactions", "plain/s", "append/s", "ratio");
+    println!(
+        "{:<44} {:>12} {:>12} {:>7}",
+        "single-event transactions", "plain/s", "append/s", "ratio"
+    );
 
     for writers in [1usize, 8, 32] {
         let p = pool.clone();
@@ -132,10 +138,16 @@ async fn bench(admin: PgConnectOptions, run: Duration) -> anyhow::Result<()> {
     let (plain, ours) = (plain * 100.0, ours * 100.0);
     println!(
         "{:<44} {:>12.0} {:>12.0} {:>7.2}",
-        "batches of 100 events, 8 writers (events/s)", plain, ours, ours / plain
+        "batches of 100 events, 8 writers (events/s)",
+        plain,
+        ours,
+        ours / plain
     );
     println!();
-    println!("{:<44} {:>12} {:>12} {:>7}", "peer: postgres-es 0.4 (cqrs-es), new aggregate", "plain/s", "peer/s", "ratio");
+    println!(
+        "{:<44} {:>12} {:>12} {:>7}",
+        "peer: postgres-es 0.4 (cqrs-es), new aggregate", "plain/s", "peer/s", "ratio"
+    );
     let (peer_pool, cqrs) = peer::setup(&admin).await?;
     for writers in [1usize, 8, 32] {
         let p = pool.clone();
@@ -233,7 +245,12 @@ async fn plain_batch(pool: &PgPool, n: u64, size: usize) -> anyhow::Result<()> {
 
 /// Rates of `a` and `b`, measured in alternating slices so that background load on a
 /// shared machine hits both alike; returns (rate of a, rate of b).
-async fn paired<A, AF, B, BF>(writers: usize, run: Duration, a: A, b: B) -> anyhow::Result<(f64, f64)>
+async fn paired<A, AF, B, BF>(
+    writers: usize,
+    run: Duration,
+    a: A,
+    b: B,
+) -> anyhow::Result<(f64, f64)>
 where
     A: Fn(usize, u64) -> AF + Send + Sync + 'static + Clone,
     AF: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -343,7 +360,9 @@ mod peer {
         sqlx::query("DROP DATABASE IF EXISTS kujira_bench_peer WITH (FORCE)")
             .execute(&mut conn)
             .await?;
-        sqlx::query("CREATE DATABASE kujira_bench_peer").execute(&mut conn).await?;
+        sqlx::query("CREATE DATABASE kujira_bench_peer")
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(40)
@@ -358,7 +377,11 @@ mod peer {
         )
         .execute(&pool)
         .await?;
-        let cqrs = Arc::new(postgres_es::postgres_cqrs::<Counter>(pool.clone(), vec![], ()));
+        let cqrs = Arc::new(postgres_es::postgres_cqrs::<Counter>(
+            pool.clone(),
+            vec![],
+            (),
+        ));
         Ok((pool, cqrs))
     }
 }

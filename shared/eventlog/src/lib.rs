@@ -46,10 +46,11 @@
 mod store;
 mod types;
 
-pub use store::{EventStore, NOTIFY_CHANNEL, NOTIFY_COALESCE, ReaderLag, Subscription, read_all_with};
+pub use store::{
+    EventStore, NOTIFY_CHANNEL, NOTIFY_COALESCE, ReaderLag, Subscription, read_all_with,
+};
 pub use types::{
-    AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
-    StreamName,
+    AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamName,
 };
 
 /// The migrations that create the event log's tables.

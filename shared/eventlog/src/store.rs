@@ -9,8 +9,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::types::{
-    AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
-    StreamName,
+    AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamName,
 };
 
 /// The channel that carries the (empty) wake-up hint.

@@ -127,11 +127,22 @@ async fn re_appending_the_same_events_returns_the_earlier_result() {
         .unwrap();
     assert!(again.replayed);
     assert_eq!(
-        (again.stream_version, again.first_position, again.last_position),
-        (first.stream_version, first.first_position, first.last_position)
+        (
+            again.stream_version,
+            again.first_position,
+            again.last_position
+        ),
+        (
+            first.stream_version,
+            first.first_position,
+            first.last_position
+        )
     );
     // `Any` replays too, and nothing was written twice.
-    let any = store.append(&s, ExpectedVersion::Any, batch.clone()).await.unwrap();
+    let any = store
+        .append(&s, ExpectedVersion::Any, batch.clone())
+        .await
+        .unwrap();
     assert!(any.replayed);
     assert_eq!(store.read_stream(&s, 0, 10).await.unwrap().len(), 2);
 
@@ -157,14 +168,32 @@ async fn domain_events_round_trip_through_encode_and_decode() {
     let s = StreamName::new("door", Uuid::now_v7());
     let m = Metadata::new("test", Uuid::now_v7());
     let evs = vec![
-        NewEvent::encode(Uuid::now_v7(), &Ev::Opened { by: "柏崎".into() }, m.clone()).unwrap(),
+        NewEvent::encode(
+            Uuid::now_v7(),
+            &Ev::Opened {
+                by: "柏崎".into()
+            },
+            m.clone(),
+        )
+        .unwrap(),
         NewEvent::encode(Uuid::now_v7(), &Ev::Closed, m).unwrap(),
     ];
     assert_eq!(evs[0].event_type, "Opened");
-    store.append(&s, ExpectedVersion::NoStream, evs).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, evs)
+        .await
+        .unwrap();
     let (loaded, version): (Vec<Ev>, u64) = store.load(&s).await.unwrap();
     assert_eq!(version, 2);
-    assert_eq!(loaded, vec![Ev::Opened { by: "柏崎".into() }, Ev::Closed]);
+    assert_eq!(
+        loaded,
+        vec![
+            Ev::Opened {
+                by: "柏崎".into()
+            },
+            Ev::Closed
+        ]
+    );
 }
 
 /// Many writers on many streams while one reader tails the global log: the
@@ -211,7 +240,11 @@ async fn a_tailing_reader_sees_every_event_exactly_once_under_concurrent_writers
                 let mut i = 0;
                 while i < PER_WRITER {
                     // Mix single events and small batches across several streams.
-                    let n = if i % 10 == 0 { 3.min(PER_WRITER - i) } else { 1 };
+                    let n = if i % 10 == 0 {
+                        3.min(PER_WRITER - i)
+                    } else {
+                        1
+                    };
                     let s = StreamName::new("load", format!("{w}-{}", i % 7));
                     let evs: Vec<NewEvent> = (0..n).map(|k| event((i + k) as u64)).collect();
                     written.extend(evs.iter().map(|e| e.id));
@@ -249,7 +282,10 @@ async fn a_tailing_reader_sees_every_event_exactly_once_under_concurrent_writers
 async fn a_running_transaction_holds_readers_back_and_the_lag_shows_it() {
     let (db, store) = store().await;
     let s = StreamName::new("lag", Uuid::now_v7());
-    store.append(&s, ExpectedVersion::NoStream, vec![event(1)]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
 
     // An open transaction that has written (and so holds an xid) ...
     let mut open = db.pool.begin().await.unwrap();
@@ -262,16 +298,27 @@ async fn a_running_transaction_holds_readers_back_and_the_lag_shows_it() {
     .await
     .unwrap();
     // ... then a later append commits.
-    store.append(&s, ExpectedVersion::Exact(1), vec![event(2)]).await.unwrap();
+    store
+        .append(&s, ExpectedVersion::Exact(1), vec![event(2)])
+        .await
+        .unwrap();
 
     let visible = store.read_all(Checkpoint::START, 100, None).await.unwrap();
-    assert_eq!(visible.len(), 1, "the later commit waits behind the open transaction");
+    assert_eq!(
+        visible.len(),
+        1,
+        "the later commit waits behind the open transaction"
+    );
     let lag = store.reader_lag().await.unwrap();
     assert!(lag.events_held_back >= 1, "{lag:?}");
 
     open.commit().await.unwrap();
     let visible = store.read_all(Checkpoint::START, 100, None).await.unwrap();
-    assert_eq!(visible.len(), 3, "after the commit, everything is readable, in xid order");
+    assert_eq!(
+        visible.len(),
+        3,
+        "after the commit, everything is readable, in xid order"
+    );
     let types: Vec<&str> = visible.iter().map(|e| e.stream_name.as_str()).collect();
     assert_eq!(types[1], "lag-open");
 }

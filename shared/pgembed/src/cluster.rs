@@ -149,7 +149,10 @@ impl Cluster {
             ],
         )?;
         if !out.status.success() {
-            bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
@@ -337,7 +340,11 @@ pub(crate) fn quote_ident(name: &str) -> String {
 
 /// Finds the directory holding `initdb`, `pg_ctl` and `postgres`.
 pub fn find_bindir() -> anyhow::Result<PathBuf> {
-    let complete = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
+    let complete = |d: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    };
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("KUJIRA_PG_BINDIR") {
         let d = PathBuf::from(d);
@@ -358,7 +365,11 @@ pub fn find_bindir() -> anyhow::Result<PathBuf> {
         candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     }
     // Debian and Ubuntu install every major version side by side: prefer the newest.
-    for root in ["/usr/lib/postgresql", "/usr/local/pgsql", "/opt/homebrew/opt"] {
+    for root in [
+        "/usr/lib/postgresql",
+        "/usr/local/pgsql",
+        "/opt/homebrew/opt",
+    ] {
         let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(root)
             .into_iter()
             .flatten()
@@ -409,9 +420,8 @@ fn resolve_user(configured: Option<&str>) -> anyhow::Result<RunAs> {
         }))
     };
     if let Some(name) = configured {
-        return lookup(name)?.ok_or_else(|| {
-            anyhow!("KUJIRA_PG_USER={name}: no such OS user to run PostgreSQL as")
-        });
+        return lookup(name)?
+            .ok_or_else(|| anyhow!("KUJIRA_PG_USER={name}: no such OS user to run PostgreSQL as"));
     }
     if let Some(u) = lookup("postgres")? {
         return Ok(u);
@@ -420,7 +430,10 @@ fn resolve_user(configured: Option<&str>) -> anyhow::Result<RunAs> {
     if let Some(u) = lookup(name)? {
         return Ok(u);
     }
-    tracing::info!(user = name, "creating a system user to run PostgreSQL (initdb refuses root)");
+    tracing::info!(
+        user = name,
+        "creating a system user to run PostgreSQL (initdb refuses root)"
+    );
     let status = Command::new("useradd")
         .args([
             "--system",
@@ -467,8 +480,13 @@ fn placed_data_dir(requested: &Path, run_as: Option<&RunAs>) -> anyhow::Result<P
     let target = Path::new(FALLBACK_ROOT).join(format!("pg-{hash}"));
     fs::create_dir_all(FALLBACK_ROOT).with_context(|| format!("cannot create {FALLBACK_ROOT}"))?;
     fs::set_permissions(FALLBACK_ROOT, fs::Permissions::from_mode(0o755))?;
-    std::os::unix::fs::symlink(&target, requested)
-        .with_context(|| format!("cannot link {} to {}", requested.display(), target.display()))?;
+    std::os::unix::fs::symlink(&target, requested).with_context(|| {
+        format!(
+            "cannot link {} to {}",
+            requested.display(),
+            target.display()
+        )
+    })?;
     tracing::info!(
         requested = %requested.display(),
         actual = %target.display(),

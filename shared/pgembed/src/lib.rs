@@ -21,10 +21,7 @@ use sqlx::migrate::{Migration, Migrator};
 /// Joins the migrations of several crates into one migrator, ordered by version.
 /// Every crate owns its own migrations, in its own version range.
 pub fn combine(migrators: &[&Migrator]) -> Migrator {
-    let mut all: Vec<Migration> = migrators
-        .iter()
-        .flat_map(|m| m.iter().cloned())
-        .collect();
+    let mut all: Vec<Migration> = migrators.iter().flat_map(|m| m.iter().cloned()).collect();
     all.sort_by_key(|m| m.version);
     all.dedup_by_key(|m| m.version);
     Migrator {

@@ -51,7 +51,9 @@ fn test_cluster_dir() -> PathBuf {
 /// The cargo target directory of the running executable.
 pub fn target_dir() -> PathBuf {
     if let Ok(exe) = std::env::current_exe()
-        && let Some(t) = exe.ancestors().find(|a| a.file_name().is_some_and(|n| n == "target"))
+        && let Some(t) = exe
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == "target"))
     {
         return t.to_path_buf();
     }
@@ -110,7 +112,9 @@ impl TestDb {
         loop {
             match sqlx::query(&sql).execute(&mut conn).await {
                 Ok(_) => break,
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55006") && tries < 50 => {
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("55006") && tries < 50 =>
+                {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
@@ -146,7 +150,10 @@ impl Drop for TestDb {
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(mut c) = PgConnection::connect_with(&admin).await {
-                        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name));
+                        let sql = format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            quote_ident(&name)
+                        );
                         let _ = sqlx::query(&sql).execute(&mut c).await;
                         let _ = c.close().await;
                     }
@@ -158,14 +165,22 @@ impl Drop for TestDb {
 }
 
 /// Creates (once per server, whatever the number of processes) the migrated template.
-async fn ensure_template(admin: &PgConnectOptions, migrators: &[&Migrator]) -> anyhow::Result<String> {
+async fn ensure_template(
+    admin: &PgConnectOptions,
+    migrators: &[&Migrator],
+) -> anyhow::Result<String> {
     let migrator = crate::combine(migrators);
     let mut hasher = Sha256::new();
     for m in migrator.iter() {
         hasher.update(m.version.to_le_bytes());
         hasher.update(&m.checksum);
     }
-    let fingerprint: String = hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let fingerprint: String = hasher
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let template = format!("kujira_tpl_{fingerprint}");
 
     static READY: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -193,9 +208,12 @@ async fn ensure_template(admin: &PgConnectOptions, migrators: &[&Migrator]) -> a
             // Build under another name and rename, so that a crash mid-migration never
             // leaves a half-built template behind the real name.
             let building = format!("{template}_building");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&building)))
-                .execute(&mut conn)
-                .await?;
+            sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&building)
+            ))
+            .execute(&mut conn)
+            .await?;
             sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&building)))
                 .execute(&mut conn)
                 .await?;
@@ -250,7 +268,10 @@ async fn drop_stale_databases(admin: &PgConnectOptions) {
             )
         });
         if !alive {
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name));
+            let sql = format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&name)
+            );
             let _ = sqlx::query(&sql).execute(&mut conn).await;
         }
     }

@@ -33,9 +33,17 @@ async fn creates_reuses_joins_and_stops_a_private_cluster() {
     .unwrap();
     assert!(first.started_here());
     first.ensure_database("app").await.unwrap();
-    let mut c = PgConnection::connect_with(&first.connect_options("app")).await.unwrap();
-    sqlx::query("CREATE TABLE kept (v text)").execute(&mut c).await.unwrap();
-    sqlx::query("INSERT INTO kept VALUES ('柏崎')").execute(&mut c).await.unwrap();
+    let mut c = PgConnection::connect_with(&first.connect_options("app"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE kept (v text)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO kept VALUES ('柏崎')")
+        .execute(&mut c)
+        .await
+        .unwrap();
     c.close().await.unwrap();
 
     // A second process on the same directory joins the running server.
@@ -46,14 +54,23 @@ async fn creates_reuses_joins_and_stops_a_private_cluster() {
     .await
     .unwrap()
     .unwrap();
-    assert!(!second.started_here(), "must join, not start a second server");
+    assert!(
+        !second.started_here(),
+        "must join, not start a second server"
+    );
     second.stop().unwrap(); // not ours: a no-op
-    let c = PgConnection::connect_with(&first.connect_options("app")).await.unwrap();
+    let c = PgConnection::connect_with(&first.connect_options("app"))
+        .await
+        .unwrap();
     c.close().await.unwrap();
 
     // Stop, then start again: the data is still there.
     first.stop().unwrap();
-    assert!(PgConnection::connect_with(&first.connect_options("app")).await.is_err());
+    assert!(
+        PgConnection::connect_with(&first.connect_options("app"))
+            .await
+            .is_err()
+    );
     let third = tokio::task::spawn_blocking({
         let opts = opts.clone();
         move || Cluster::start(&opts)
@@ -62,8 +79,13 @@ async fn creates_reuses_joins_and_stops_a_private_cluster() {
     .unwrap()
     .unwrap();
     assert!(third.started_here());
-    let mut c = PgConnection::connect_with(&third.connect_options("app")).await.unwrap();
-    let v: String = sqlx::query_scalar("SELECT v FROM kept").fetch_one(&mut c).await.unwrap();
+    let mut c = PgConnection::connect_with(&third.connect_options("app"))
+        .await
+        .unwrap();
+    let v: String = sqlx::query_scalar("SELECT v FROM kept")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(v, "柏崎");
     c.close().await.unwrap();
     third.stop().unwrap();
