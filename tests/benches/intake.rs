@@ -19,7 +19,10 @@ use uuid::Uuid;
 const CLIENTS: usize = 32;
 
 fn phase_length() -> Duration {
-    let secs = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let secs = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     Duration::from_secs(secs)
 }
 
@@ -66,12 +69,16 @@ fn p(lat: &[Duration], q: f64) -> Duration {
 #[serde(tag = "type", content = "data")]
 enum BenchEvent {
     Appended { n: u64 },
+    Sized { text: String },
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let db = TestDb::new(&[&kujira_eventlog::MIGRATOR, &kujira_intake::MIGRATOR]).await;
+        let db = TestDb::durable(&[&kujira_eventlog::MIGRATOR, &kujira_intake::MIGRATOR]).await;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(CLIENTS as u32)
             .connect_with(db.options.clone())
@@ -83,6 +90,7 @@ fn main() {
         config.submissions_per_ip_per_hour = 0;
         let state = IntakeState::new(Arc::new(config), store.clone(), Arc::new(SystemClock));
         let app = kujira_intake::router(state);
+        let in_process = app.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -92,14 +100,58 @@ fn main() {
         let (append_rate, _) = run(move || {
             let s = s.clone();
             async move {
-                let e = NewEvent::encode(Uuid::now_v7(), &BenchEvent::Appended { n: 1 }, Metadata::new("bench", Uuid::now_v7())).unwrap();
-                s.append(&StreamName::new("bench", Uuid::now_v7()), ExpectedVersion::NoStream, vec![e]).await.is_ok()
+                let e = NewEvent::encode(
+                    Uuid::now_v7(),
+                    &BenchEvent::Appended { n: 1 },
+                    Metadata::new("bench", Uuid::now_v7()),
+                )
+                .unwrap();
+                s.append(
+                    &StreamName::new("bench", Uuid::now_v7()),
+                    ExpectedVersion::NoStream,
+                    vec![e],
+                )
+                .await
+                .is_ok()
+            }
+        })
+        .await;
+
+        // 1b. Diagnostic: a case-shaped append (3 events, ~1.5 + 2 x 6 KB) straight to the log.
+        let s = store.clone();
+        let (case_append_rate, _) = run(move || {
+            let s = s.clone();
+            async move {
+                let meta = Metadata::new("bench", Uuid::now_v7());
+                let events = [1_500usize, 6_000, 6_000]
+                    .iter()
+                    .map(|n| {
+                        NewEvent::encode(
+                            Uuid::now_v7(),
+                            &BenchEvent::Sized {
+                                text: "あ".repeat(n / 3),
+                            },
+                            meta.clone(),
+                        )
+                        .unwrap()
+                    })
+                    .collect();
+                s.append(
+                    &StreamName::new("bench", Uuid::now_v7()),
+                    ExpectedVersion::NoStream,
+                    events,
+                )
+                .await
+                .is_ok()
             }
         })
         .await;
 
         // 2. Inquiries through the API over HTTP.
-        let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CLIENTS)
+            .build()
+            .unwrap();
         let url = format!("http://{addr}/api/v1/inquiries");
         let body = serde_json::json!({
             "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ", "email": "taro@example.jp",
@@ -111,8 +163,28 @@ fn main() {
         let (submit_rate, lat) = run(move || {
             let (c, u, b) = (c.clone(), u.clone(), b.clone());
             async move {
-                let r = c.post(&u).header("content-type", "application/json").body(b).send().await;
+                let r = c
+                    .post(&u)
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await;
                 matches!(r, Ok(r) if r.status() == 201)
+            }
+        })
+        .await;
+
+        // 2b. The same requests in process (no TCP, no HTTP client sharing the CPU).
+        let (r, b) = (in_process.clone(), body.clone());
+        let (oneshot_rate, oneshot_lat) = run(move || {
+            let (r, b) = (r.clone(), b.clone());
+            async move {
+                use tower::ServiceExt;
+                let req = axum::http::Request::post("/api/v1/inquiries")
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(b))
+                    .unwrap();
+                matches!(r.oneshot(req).await, Ok(res) if res.status() == 201)
             }
         })
         .await;
@@ -125,16 +197,37 @@ fn main() {
         })
         .await;
 
-        println!("intake benchmark, {CLIENTS} concurrent clients, {:?} per phase", phase_length());
+        println!(
+            "intake benchmark, {CLIENTS} concurrent clients, {:?} per phase",
+            phase_length()
+        );
         println!("  event log single appends:        {append_rate:>8.0} /s");
+        println!(
+            "  case-shaped appends (3 events):  {case_append_rate:>8.0} /s  ratio {:.2}",
+            case_append_rate / append_rate
+        );
         println!("  POST /api/v1/inquiries:          {submit_rate:>8.0} /s");
-        println!("  ratio submissions / appends:     {:>8.2}   (target >= 0.70)", submit_rate / append_rate);
+        println!(
+            "  ratio submissions / appends:     {:>8.2}   (target >= 0.70)",
+            submit_rate / append_rate
+        );
         println!(
             "  submission latency p50 / p99:    {:>8.1} ms / {:.1} ms",
             p(&lat, 0.5).as_secs_f64() * 1e3,
             p(&lat, 0.99).as_secs_f64() * 1e3
         );
-        println!("  GET /inquiry renders:            {render_rate:>8.0} /s  (ratio to appends {:.2})", render_rate / append_rate);
-        println!("  render latency p99:              {:>8.1} ms", p(&render_lat, 0.99).as_secs_f64() * 1e3);
+        println!(
+            "  in process (router, no HTTP):    {oneshot_rate:>8.0} /s  ratio {:.2}, p99 {:.1} ms",
+            oneshot_rate / append_rate,
+            p(&oneshot_lat, 0.99).as_secs_f64() * 1e3
+        );
+        println!(
+            "  GET /inquiry renders:            {render_rate:>8.0} /s  (ratio to appends {:.2})",
+            render_rate / append_rate
+        );
+        println!(
+            "  render latency p99:              {:>8.1} ms",
+            p(&render_lat, 0.99).as_secs_f64() * 1e3
+        );
     });
 }

@@ -49,7 +49,10 @@ async fn the_inquiry_flow_opens_one_case_with_both_mails_and_a_funnel() {
     assert!(confirm.body.contains("入力内容の確認"));
     assert!(confirm.body.contains("送信する") && confirm.body.contains("修正する"));
     assert!(confirm.body.contains("仕事、子育て・教育"));
-    assert!(confirm.body.contains("<dd>カシワザキ タロウ</dd>"), "the normalised kana is shown");
+    assert!(
+        confirm.body.contains("<dd>カシワザキ タロウ</dd>"),
+        "the normalised kana is shown"
+    );
 
     let hidden = confirm.hidden_inputs();
     let submit = b.post("/inquiry/submit", &pairs_of(&hidden)).await;

@@ -7,8 +7,8 @@ use kujira_domain::inquiry::{
     DateRules, InquiryInput, LINE_MAX, MESSAGE_MAX, TOUR_MESSAGE_MAX, TourRequestInput,
 };
 use kujira_domain::values::{
-    AgeGroup, ConsultationMethod, Email, FieldErrors, Kana, Phone, PostalCode, Gender, Household, MoveTiming, Prefecture, Segment,
-    Source, Topic, TourInterest,
+    AgeGroup, ConsultationMethod, Email, FieldErrors, Gender, Household, Kana, MoveTiming, Phone,
+    PostalCode, Prefecture, Segment, Source, Topic, TourInterest,
 };
 use kujira_web::fields::{self, Field, InputOpts};
 use kujira_web::{FormData, JsonObject};

@@ -81,7 +81,7 @@ fn wait_for_files(dir: &Path, n: usize) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
     let data = target_dir().join(format!("kujira-serve-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    remove_data(&data);
     let client = reqwest::Client::new();
 
     let server = start(&data);
@@ -133,5 +133,13 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
     assert_ne!(first["reference"], second["reference"]);
     assert_eq!(wait_for_files(&data.join("outbox"), 4), 4);
     stop(server);
-    let _ = std::fs::remove_dir_all(&data);
+    remove_data(&data);
+}
+
+/// Removes the data directory, and the cluster it links to when running as root.
+fn remove_data(data: &Path) {
+    if let Ok(target) = std::fs::read_link(data.join("pg")) {
+        let _ = std::fs::remove_dir_all(target);
+    }
+    let _ = std::fs::remove_dir_all(data);
 }

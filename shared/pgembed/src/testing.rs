@@ -23,29 +23,42 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::cluster::{Cluster, ClusterOptions, quote_ident, wait_ready};
 
-/// The server every test database lives on: its admin connection options.
-fn server() -> &'static PgConnectOptions {
-    static SERVER: OnceLock<PgConnectOptions> = OnceLock::new();
-    SERVER.get_or_init(|| {
+/// Which private cluster a database lives on, when `DATABASE_URL` is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `target/kujira-test-pg`, fsync off: fast, for tests.
+    Test,
+    /// `target/kujira-bench-pg`, fsync on like production: for benchmarks.
+    Bench,
+}
+
+/// The server the databases of `kind` live on: its admin connection options.
+fn server(kind: Kind) -> &'static PgConnectOptions {
+    static TEST: OnceLock<PgConnectOptions> = OnceLock::new();
+    static BENCH: OnceLock<PgConnectOptions> = OnceLock::new();
+    let cell = match kind {
+        Kind::Test => &TEST,
+        Kind::Bench => &BENCH,
+    };
+    cell.get_or_init(|| {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             return url
                 .parse()
                 .unwrap_or_else(|e| panic!("DATABASE_URL is not a valid PostgreSQL URL: {e}"));
         }
+        let (dir, durable) = match kind {
+            Kind::Test => ("kujira-test-pg", false),
+            Kind::Bench => ("kujira-bench-pg", true),
+        };
         let opts = ClusterOptions {
-            pgdata: test_cluster_dir(),
+            pgdata: target_dir().join(dir),
             os_user: std::env::var("KUJIRA_PG_USER").ok(),
-            durable: false,
+            durable,
         };
         let cluster = Cluster::start(&opts)
-            .unwrap_or_else(|e| panic!("cannot start the test PostgreSQL cluster: {e:#}"));
+            .unwrap_or_else(|e| panic!("cannot start the PostgreSQL cluster {dir}: {e:#}"));
         cluster.connect_options("postgres")
     })
-}
-
-/// `target/kujira-test-pg`, found from the test executable (`target/<profile>/deps/…`).
-fn test_cluster_dir() -> PathBuf {
-    target_dir().join("kujira-test-pg")
 }
 
 /// The cargo target directory of the running executable.
@@ -70,6 +83,7 @@ pub fn target_dir() -> PathBuf {
 pub struct TestDb {
     pub pool: PgPool,
     pub name: String,
+    kind: Kind,
     /// Options to open more connections (a second pool simulates a restart).
     pub options: PgConnectOptions,
 }
@@ -83,13 +97,21 @@ impl std::fmt::Debug for TestDb {
 impl TestDb {
     /// A fresh database with `migrators` applied.
     pub async fn new(migrators: &[&Migrator]) -> TestDb {
-        Self::try_new(migrators)
+        Self::try_new(migrators, Kind::Test)
             .await
             .unwrap_or_else(|e| panic!("cannot create a test database: {e:#}"))
     }
 
-    async fn try_new(migrators: &[&Migrator]) -> anyhow::Result<TestDb> {
-        let admin = server().clone();
+    /// A fresh database on a durable server (fsync on, like production), for
+    /// benchmarks: `target/kujira-bench-pg`, or `DATABASE_URL` when set.
+    pub async fn durable(migrators: &[&Migrator]) -> TestDb {
+        Self::try_new(migrators, Kind::Bench)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create a benchmark database: {e:#}"))
+    }
+
+    async fn try_new(migrators: &[&Migrator], kind: Kind) -> anyhow::Result<TestDb> {
+        let admin = server(kind).clone();
         wait_ready(&admin).await?;
         drop_stale_databases(&admin).await;
         let template = ensure_template(&admin, migrators).await?;
@@ -131,6 +153,7 @@ impl TestDb {
         Ok(TestDb {
             pool,
             name,
+            kind,
             options,
         })
     }
@@ -141,7 +164,7 @@ impl Drop for TestDb {
         // Dropping needs async IO; do it on a helper thread with its own runtime so
         // that it works inside and outside a Tokio runtime. Leftovers (a killed test
         // run) are removed by the next run.
-        let admin = server().clone();
+        let admin = server(self.kind).clone();
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
