@@ -612,3 +612,27 @@ async fn the_order_made_tour_request_opens_a_tour_request_case() {
     assert!(r.body.contains("href=\"#f-interests\""));
     assert!(r.body.contains("本日から3日以降の日時を指定してください"));
 }
+
+#[tokio::test]
+async fn page_views_record_funnel_steps_only_up_to_a_cap_per_address() {
+    // One submission an hour allows FUNNEL_STEPS_PER_SUBMISSION recorded steps.
+    let app = App::with(|c| c.submissions_per_ip_per_hour = 1).await;
+    let cap = kujira_web::FUNNEL_STEPS_PER_SUBMISSION as usize;
+    let ip: SocketAddr = "198.51.100.9:50000".parse().unwrap();
+    for _ in 0..cap + 5 {
+        let mut b = app.browser();
+        b.ip = Some(ip);
+        let page = b.get("/inquiry").await;
+        assert_eq!(page.status, StatusCode::OK, "the page is always served");
+    }
+    let viewed = |events: &[(String, String, serde_json::Value)]| {
+        events.iter().filter(|(_, t, _)| t == "FormViewed").count()
+    };
+    assert_eq!(viewed(&app.events().await), cap);
+
+    // Another address still counts.
+    let mut other = app.browser();
+    other.ip = Some("198.51.100.10:50000".parse().unwrap());
+    other.get("/inquiry").await;
+    assert_eq!(viewed(&app.events().await), cap + 1);
+}

@@ -99,18 +99,20 @@ fn form_page(
 }
 
 /// `GET /inquiry`, `GET /tours/request`: a fresh form with a fresh one-time token.
-pub async fn show(s: &IntakeState, which: Which, jar: CookieJar) -> Response {
+pub async fn show(s: &IntakeState, which: Which, jar: CookieJar, ip: ClientIp) -> Response {
     let now = s.kit().now();
     let token = s.kit().form_tokens().issue(which.def(s).token_name, now);
-    funnel::record(
-        s.store(),
-        token.id,
-        &FunnelEvent::FormViewed {
-            form: which.funnel(),
-            at: now,
-        },
-    )
-    .await;
+    if s.kit().funnel_allowed(ip.0) {
+        funnel::record(
+            s.store(),
+            token.id,
+            &FunnelEvent::FormViewed {
+                form: which.funnel(),
+                at: now,
+            },
+        )
+        .await;
+    }
     form_page(
         s,
         which,
@@ -138,6 +140,7 @@ pub async fn confirm(
     s: &IntakeState,
     which: Which,
     jar: CookieJar,
+    ip: ClientIp,
     form: FormData,
 ) -> Result<Response, PageError> {
     let token = guards(s, which, &jar, &form)?;
@@ -164,15 +167,17 @@ pub async fn confirm(
         ));
     }
     let now = s.kit().now();
-    funnel::record(
-        s.store(),
-        token.id,
-        &FunnelEvent::ConfirmViewed {
-            form: which.funnel(),
-            at: now,
-        },
-    )
-    .await;
+    if s.kit().funnel_allowed(ip.0) {
+        funnel::record(
+            s.store(),
+            token.id,
+            &FunnelEvent::ConfirmViewed {
+                form: which.funnel(),
+                at: now,
+            },
+        )
+        .await;
+    }
     let (jar, csrf) = s.kit().csrf().issue(jar);
     let body = forms::render_confirm(which.def(s), &form, &csrf, &token.token);
     Ok(html_response(
@@ -320,16 +325,17 @@ pub async fn complete(s: &IntakeState, which: Which, jar: CookieJar) -> Response
 
 // Handlers, one per route.
 
-pub async fn inquiry_form(State(s): State<IntakeState>, jar: CookieJar) -> Response {
-    show(&s, Which::Inquiry, jar).await
+pub async fn inquiry_form(State(s): State<IntakeState>, jar: CookieJar, ip: ClientIp) -> Response {
+    show(&s, Which::Inquiry, jar, ip).await
 }
 
 pub async fn inquiry_confirm(
     State(s): State<IntakeState>,
     jar: CookieJar,
+    ip: ClientIp,
     form: FormData,
 ) -> Result<Response, PageError> {
-    confirm(&s, Which::Inquiry, jar, form).await
+    confirm(&s, Which::Inquiry, jar, ip, form).await
 }
 
 pub async fn inquiry_submit(
@@ -345,16 +351,21 @@ pub async fn inquiry_complete(State(s): State<IntakeState>, jar: CookieJar) -> R
     complete(&s, Which::Inquiry, jar).await
 }
 
-pub async fn tour_request_form(State(s): State<IntakeState>, jar: CookieJar) -> Response {
-    show(&s, Which::TourRequest, jar).await
+pub async fn tour_request_form(
+    State(s): State<IntakeState>,
+    jar: CookieJar,
+    ip: ClientIp,
+) -> Response {
+    show(&s, Which::TourRequest, jar, ip).await
 }
 
 pub async fn tour_request_confirm(
     State(s): State<IntakeState>,
     jar: CookieJar,
+    ip: ClientIp,
     form: FormData,
 ) -> Result<Response, PageError> {
-    confirm(&s, Which::TourRequest, jar, form).await
+    confirm(&s, Which::TourRequest, jar, ip, form).await
 }
 
 pub async fn tour_request_submit(

@@ -173,6 +173,7 @@ pub async fn show(
     State(s): State<ToursState>,
     Path(id): Path<String>,
     jar: CookieJar,
+    ClientIp(ip): ClientIp,
 ) -> PageResult {
     let (tour_id, state) = published_tour(&s, &id).await?;
     let kit = s.kit();
@@ -184,15 +185,17 @@ pub async fn show(
     let (jar, csrf) = kit.csrf().issue(jar);
     let form = if closed.is_none() {
         let token = kit.form_tokens().issue(&form_name(tour_id), now);
-        kujira_web::funnel::record(
-            s.store(),
-            token.id,
-            &FunnelEvent::FormViewed {
-                form: FunnelForm::TourSignup,
-                at: now,
-            },
-        )
-        .await;
+        if kit.funnel_allowed(ip) {
+            kujira_web::funnel::record(
+                s.store(),
+                token.id,
+                &FunnelEvent::FormViewed {
+                    form: FunnelForm::TourSignup,
+                    at: now,
+                },
+            )
+            .await;
+        }
         Some(sign_up_form(
             kit,
             tour_id,
@@ -379,6 +382,7 @@ pub async fn confirm(
     State(s): State<ToursState>,
     Path(id): Path<String>,
     jar: CookieJar,
+    ClientIp(ip): ClientIp,
     form: FormData,
 ) -> PageResult {
     let kit = s.kit();
@@ -415,15 +419,17 @@ pub async fn confirm(
             ));
         }
     };
-    kujira_web::funnel::record(
-        s.store(),
-        token.id,
-        &FunnelEvent::ConfirmViewed {
-            form: FunnelForm::TourSignup,
-            at: now,
-        },
-    )
-    .await;
+    if kit.funnel_allowed(ip) {
+        kujira_web::funnel::record(
+            s.store(),
+            token.id,
+            &FunnelEvent::ConfirmViewed {
+                form: FunnelForm::TourSignup,
+                at: now,
+            },
+        )
+        .await;
+    }
     let Some(d) = &state.details else {
         return Err(not_found(kit));
     };

@@ -76,9 +76,16 @@ struct KitInner {
     csrf: Csrf,
     tokens: FormTokens,
     limiter: RateLimiter,
+    /// Caps the funnel steps one address can record, so that page views, which need
+    /// no token, cannot be used to make the service write without limit.
+    funnel_limiter: RateLimiter,
     clock: Arc<dyn Clock>,
     timezone: chrono_tz::Tz,
 }
+
+/// Funnel steps recorded per address per hour, as a multiple of the submission
+/// limit: a person views and confirms a form several times for each submission.
+pub const FUNNEL_STEPS_PER_SUBMISSION: u32 = 10;
 
 impl Kit {
     /// Builds the kit from the configuration. Cookies are `Secure` when
@@ -91,6 +98,12 @@ impl Kit {
             csrf: Csrf::new(secret, config.public_url.starts_with("https://")),
             tokens: FormTokens::new(secret),
             limiter: RateLimiter::new(config.submissions_per_ip_per_hour, clock.clone()),
+            funnel_limiter: RateLimiter::new(
+                config
+                    .submissions_per_ip_per_hour
+                    .saturating_mul(FUNNEL_STEPS_PER_SUBMISSION),
+                clock.clone(),
+            ),
             clock,
             timezone: config.timezone,
         }))
@@ -110,6 +123,12 @@ impl Kit {
 
     pub fn limiter(&self) -> &RateLimiter {
         &self.0.limiter
+    }
+
+    /// Whether a funnel step (form or confirm viewed) from `ip` may still be recorded
+    /// this hour. Past the cap the page is served as usual and the step is not recorded.
+    pub fn funnel_allowed(&self, ip: IpAddr) -> bool {
+        self.0.funnel_limiter.check(ip).is_ok()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
