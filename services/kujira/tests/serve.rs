@@ -143,3 +143,25 @@ fn remove_data(data: &Path) {
     }
     let _ = std::fs::remove_dir_all(data);
 }
+
+#[test]
+fn bad_configuration_stops_the_start_with_a_message_naming_the_variable() {
+    let data = target_dir().join(format!("kujira-config-test-{}", std::process::id()));
+    for (var, value) in [
+        ("KUJIRA_ADDR", "not-an-address"),
+        ("KUJIRA_TIMEZONE", "Mars/Olympus"),
+        ("KUJIRA_PG_BINDIR", "/nonexistent"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kujira"))
+            .arg("migrate")
+            .env_remove("DATABASE_URL")
+            .env("KUJIRA_DATA_DIR", &data)
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} must stop the start");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+    remove_data(&data);
+}
