@@ -59,14 +59,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mailer = kujira_scheduler::Mailer::from_config(store.clone(), &config, clock.clone())?;
     workers.spawn(mailer.run(shutdown.clone()));
 
-    println!(
-        "kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours)"
+    // Written with errors ignored: a closed stdout (a detached terminal, a pipe the
+    // reader let go) must never take the service down, as `println!` would.
+    let mut banner = format!(
+        "kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours)\n"
     );
     if config.smtp_url.is_none() {
-        println!(
-            "mail is written as .eml files into {}",
+        banner.push_str(&format!(
+            "mail is written as .eml files into {}\n",
             config.outbox_dir().display()
-        );
+        ));
+    }
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes());
+        let _ = out.flush();
     }
 
     let server = axum::serve(

@@ -26,6 +26,8 @@ fn start(data: &Path) -> Server {
         .spawn()
         .expect("the kujira binary starts");
     let stdout = child.stdout.take().expect("stdout is piped");
+    // Only the first line is read and then the pipe is closed, as when a terminal
+    // goes away: kujira must keep serving.
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
