@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,6 +14,7 @@ use kujira_eventlog::EventStore;
 use kujira_projector::Projector;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::db::Database;
@@ -126,7 +128,7 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
     doc.info.title = "kujira".into();
     doc.info.description = Some("移住相談と体験ツアーの公開API (kujira public API)".into());
     let doc = Arc::new(doc);
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(Health { store }))
         .route(
@@ -141,9 +143,25 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
             get(|| async { axum::response::Redirect::to("/inquiry") }),
         )
         .merge(intake)
-        .merge(tours)
+        .merge(tours);
+    with_security_headers(app)
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// Headers every answer carries. The pages use no script and no third party, so the
+/// policy can be strict; inline styles are the only exception. A handler's own header
+/// wins (the personal-link pages send `Referrer-Policy: no-referrer`).
+fn with_security_headers(router: Router) -> Router {
+    const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+    let set =
+        |name, value| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
+    router
+        .layer(set(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::REFERRER_POLICY, "same-origin"))
 }
 
 /// Ready when the database answers; reports how far readers and mail lag behind.
