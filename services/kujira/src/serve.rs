@@ -145,6 +145,9 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
         .merge(intake)
         .merge(tours);
     with_security_headers(app)
+        .layer(axum::Extension(kujira_web::TrustedProxies(
+            config.trusted_proxies.clone(),
+        )))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
 }

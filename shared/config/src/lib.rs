@@ -43,6 +43,10 @@ pub struct Config {
     pub submissions_per_ip_per_hour: u32,
     /// `KUJIRA_INQUIRY_LEAD_DAYS`: how far ahead a preferred consultation date must be.
     pub inquiry_lead_days: u32,
+    /// `KUJIRA_TRUSTED_PROXIES`: peers (addresses or CIDR ranges) whose
+    /// `X-Forwarded-For` is believed, so that the per-IP limits see the real client
+    /// behind a reverse proxy. Default: loopback only.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `KUJIRA_PG_USER`: the OS user that runs the embedded cluster when kujira runs as root.
     pub pg_user: Option<String>,
     /// The city's words (`KUJIRA_CITY_NAME`, `KUJIRA_SITE_NAME`, ...).
@@ -141,6 +145,19 @@ impl Config {
             None => load_or_create_secret(&data_dir)?,
         };
         let words = CityWords::from_lookup(&get)?;
+        let trusted_proxies = get("KUJIRA_TRUSTED_PROXIES")
+            .unwrap_or_else(|| "127.0.0.1/8,::1/128".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && *s != "none")
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow!("KUJIRA_TRUSTED_PROXIES: {s:?} is not an address or a CIDR range")
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
 
         Ok(Self {
             database_url: get("DATABASE_URL"),
@@ -154,6 +171,7 @@ impl Config {
             secret,
             submissions_per_ip_per_hour,
             inquiry_lead_days,
+            trusted_proxies,
             pg_user: get("KUJIRA_PG_USER"),
             words,
         })
@@ -264,6 +282,11 @@ mod tests {
         assert_eq!(cfg.timezone, chrono_tz::Asia::Tokyo);
         assert_eq!(cfg.submissions_per_ip_per_hour, 20);
         assert_eq!(cfg.words.city_name, "柏崎市");
+        assert!(
+            cfg.trusted_proxies
+                .iter()
+                .any(|n| n.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()))
+        );
         // The secret is generated once and then reused.
         let again = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d)])).unwrap();
         assert_eq!(cfg.secret.expose(), again.secret.expose());
@@ -281,6 +304,7 @@ mod tests {
             ("KUJIRA_SECRET", "short"),
             ("KUJIRA_MAIL_FROM", "nobody"),
             ("KUJIRA_PUBLIC_URL", "ftp://x"),
+            ("KUJIRA_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
         ] {
             let err = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), (var, value)]))
                 .expect_err(var);

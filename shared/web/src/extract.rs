@@ -17,20 +17,63 @@ use crate::{BODY_LIMIT, Kit};
 /// `into_make_service_with_connect_info::<SocketAddr>()`). Without it (in-process
 /// tests), every client shares the unspecified address `::`.
 ///
-/// `X-Forwarded-For` is not read: without a trusted proxy it is whatever the client says.
+/// `X-Forwarded-For` is read only when the peer is a trusted proxy (a
+/// [`TrustedProxies`] request extension, from `KUJIRA_TRUSTED_PROXIES`): the client
+/// is then the right-most address in the header that is not itself a trusted proxy.
+/// Anything further left was written by the client and proves nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
+
+/// The reverse proxies whose `X-Forwarded-For` is believed. Installed by the binary
+/// as a request extension.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client behind `peer`, given the request's `X-Forwarded-For` values.
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops = forwarded_for
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.trusts(ip) => continue,
+                Ok(ip) => return ip,
+                // A garbled hop: stop believing the header here.
+                Err(_) => return peer,
+            }
+        }
+        peer
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip()),
-        ))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip());
+        let Some(trusted) = parts.extensions.get::<TrustedProxies>() else {
+            return Ok(Self(peer));
+        };
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(Self(trusted.client(peer, &forwarded)))
     }
 }
 
@@ -318,6 +361,38 @@ impl JsonObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let t = TrustedProxies(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Behind the local proxy: the right-most untrusted hop is the client.
+        assert_eq!(
+            t.client(ip("127.0.0.1"), &["203.0.113.5"]),
+            ip("203.0.113.5")
+        );
+        // A client that forges a left-hand hop gains nothing.
+        assert_eq!(
+            t.client(ip("127.0.0.1"), &["1.2.3.4, 203.0.113.5, 10.0.0.7"]),
+            ip("203.0.113.5")
+        );
+        // Several headers are one list.
+        assert_eq!(
+            t.client(ip("127.0.0.1"), &["198.51.100.1", "10.0.0.7"]),
+            ip("198.51.100.1")
+        );
+        // A peer that is not a proxy is the client, whatever it claims.
+        assert_eq!(
+            t.client(ip("198.51.100.9"), &["203.0.113.5"]),
+            ip("198.51.100.9")
+        );
+        // No header, or a garbled one: the peer.
+        assert_eq!(t.client(ip("127.0.0.1"), &[]), ip("127.0.0.1"));
+        assert_eq!(t.client(ip("127.0.0.1"), &["junk"]), ip("127.0.0.1"));
+    }
 
     #[test]
     fn form_data_decodes_strictly_and_keeps_repeats() {

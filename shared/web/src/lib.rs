@@ -52,7 +52,7 @@ use kujira_config::{CityWords, Clock, Config};
 use maud::Markup;
 
 pub use error::{ApiError, PageError};
-pub use extract::{ClientIp, FormData, JsonObject};
+pub use extract::{ClientIp, FormData, JsonObject, TrustedProxies};
 pub use ratelimit::{RateLimited, RateLimiter};
 pub use security::{
     CSRF_COOKIE, CSRF_FIELD, Csrf, FORM_TOKEN_FIELD, FormToken, FormTokens, Signer,
