@@ -316,6 +316,11 @@ impl EventStore {
     /// A wake-up hint for readers: resolves on an append (in this process or,
     /// through NOTIFY, in another) or after the polling interval.
     pub async fn subscribe(&self) -> Subscription {
+        self.subscribe_polling_every(POLL_INTERVAL).await
+    }
+
+    /// [`EventStore::subscribe`] with another polling interval.
+    pub async fn subscribe_polling_every(&self, poll: Duration) -> Subscription {
         let listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
                 Ok(()) => Some(l),
@@ -332,7 +337,7 @@ impl EventStore {
         Subscription {
             listener,
             local: Some(self.appended.subscribe()),
-            poll: POLL_INTERVAL,
+            poll,
         }
     }
 

@@ -331,3 +331,27 @@ async fn invalid_stream_names_are_refused() {
     let ok = StreamName::parse("tour-123").unwrap();
     assert_eq!((ok.category(), ok.id()), ("tour", "123"));
 }
+
+/// Another process (here: another pool and store) is woken by the NOTIFY hint, not
+/// by polling: with polling set to an hour, only the hint can end the wait.
+#[tokio::test]
+async fn an_append_in_another_process_wakes_a_subscriber_through_notify() {
+    let (db, writer) = store().await;
+    let other_pool = sqlx::PgPool::connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let reader = EventStore::new(other_pool);
+    let mut sub = reader
+        .subscribe_polling_every(std::time::Duration::from_secs(3600))
+        .await;
+    let s = StreamName::new("wake", Uuid::now_v7());
+    writer
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), sub.wait())
+        .await
+        .expect("the NOTIFY hint wakes the subscriber");
+    let read = reader.read_all(Checkpoint::START, 10, None).await.unwrap();
+    assert_eq!(read.len(), 1);
+}
