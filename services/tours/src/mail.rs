@@ -93,8 +93,42 @@ pub fn feedback_link(config: &Config, tour_id: Uuid, sign_up_id: Uuid) -> String
     format!("{}/feedback", sign_up_link(config, tour_id, sign_up_id))
 }
 
+/// Whether an `.ics` adds the tour to a calendar or takes it out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcsMethod {
+    Publish,
+    /// Same UID, a higher SEQUENCE and STATUS:CANCELLED: calendar clients remove the
+    /// entry that the confirmation added.
+    Cancel,
+}
+
+impl IcsMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            IcsMethod::Publish => "PUBLISH",
+            IcsMethod::Cancel => "CANCEL",
+        }
+    }
+
+    /// The attachment's content type, which repeats the method (RFC 6047).
+    pub fn content_type(self) -> String {
+        format!("text/calendar; charset=utf-8; method={}", self.as_str())
+    }
+}
+
 /// The `.ics` calendar entry of a tour (UTC times, so every client reads them alike).
 pub fn ics(config: &Config, tour_id: Uuid, d: &TourDetails, stamp: DateTime<Utc>) -> String {
+    ics_with(config, tour_id, d, stamp, IcsMethod::Publish)
+}
+
+/// [`ics`] with a method: `Cancel` withdraws the entry a confirmation added.
+pub fn ics_with(
+    config: &Config,
+    tour_id: Uuid,
+    d: &TourDetails,
+    stamp: DateTime<Utc>,
+    method: IcsMethod,
+) -> String {
     let host = config
         .public_url
         .split("://")
@@ -118,8 +152,11 @@ pub fn ics(config: &Config, tour_id: Uuid, d: &TourDetails, stamp: DateTime<Utc>
     if !d.meeting_place.is_empty() {
         event.location(&d.meeting_place);
     }
+    if method == IcsMethod::Cancel {
+        event.status(icalendar::EventStatus::Cancelled).sequence(1);
+    }
     let mut cal = Calendar::new();
-    cal.append_property(icalendar::Property::new("METHOD", "PUBLISH"));
+    cal.append_property(icalendar::Property::new("METHOD", method.as_str()));
     cal.name(&d.title).push(event.done());
     cal.done().to_string()
 }
@@ -164,14 +201,14 @@ pub fn mails_for(
             }
             TourEvent::TourSignUpCancelled(e) => {
                 if let Some(s) = after.sign_up(e.sign_up_id) {
-                    mails.push(r.cancelled(s, e.was));
+                    mails.push(r.cancelled(s, e.was, e.at));
                     mails.push(r.concierge(s, "キャンセル", "cancelled"));
                 }
             }
             TourEvent::TourCancelled(e) => {
                 for id in &e.affected_sign_ups {
                     if let Some(s) = after.sign_up(*id) {
-                        mails.push(r.tour_cancelled(s, e.reason.as_deref()));
+                        mails.push(r.tour_cancelled(s, e.reason.as_deref(), e.at));
                     }
                 }
             }
@@ -312,7 +349,7 @@ impl Renderer<'_> {
         };
         let ics = Attachment {
             filename: "tour.ics".into(),
-            content_type: "text/calendar; charset=utf-8; method=PUBLISH".into(),
+            content_type: IcsMethod::Publish.content_type(),
             content: ics(self.config, self.tour_id, self.d, at),
         };
         let (what, template, subject) = if promoted {
@@ -359,7 +396,16 @@ impl Renderer<'_> {
         )
     }
 
-    fn cancelled(&self, s: &SignUp, was: Standing) -> MailRequested {
+    /// The entry that takes the tour out of the party's calendar again.
+    fn ics_cancel(&self, at: DateTime<Utc>) -> Attachment {
+        Attachment {
+            filename: "tour.ics".into(),
+            content_type: IcsMethod::Cancel.content_type(),
+            content: ics_with(self.config, self.tour_id, self.d, at, IcsMethod::Cancel),
+        }
+    }
+
+    fn cancelled(&self, s: &SignUp, was: Standing, at: DateTime<Utc>) -> MailRequested {
         let what = match was {
             Standing::Confirmed => "ツアーへのお申し込み",
             Standing::Waitlisted => "キャンセル待ち",
@@ -375,17 +421,22 @@ impl Renderer<'_> {
             link: None,
             closing: vec![],
         };
+        // Only a confirmed party was sent the calendar entry to take back.
+        let attachments = match was {
+            Standing::Confirmed => vec![self.ics_cancel(at)],
+            Standing::Waitlisted => vec![],
+        };
         self.to_party(
             s,
             "cancelled",
             templates::CANCELLED,
             self.subject("キャンセルを受け付けました"),
             body,
-            vec![],
+            attachments,
         )
     }
 
-    fn tour_cancelled(&self, s: &SignUp, reason: Option<&str>) -> MailRequested {
+    fn tour_cancelled(&self, s: &SignUp, reason: Option<&str>, at: DateTime<Utc>) -> MailRequested {
         let mut paragraphs = vec![format!(
             "お申し込みいただいていた「{}」は、誠に勝手ながら中止することになりました。楽しみにしていただいていたところ、申し訳ありません。",
             self.d.title
@@ -412,7 +463,9 @@ impl Renderer<'_> {
                 subject: self.subject("ツアー中止のお知らせ"),
                 text: body.text_with(&self.signature()),
                 html: Some(body.html_with(&self.signature())),
-                attachments: vec![],
+                // A CANCEL for an entry a waitlisted party never had is ignored by
+                // calendar clients, so every party gets it.
+                attachments: vec![self.ics_cancel(at)],
             },
         }
     }
@@ -692,5 +745,78 @@ mod tests {
         assert_eq!(mails[0].template, templates::WAITLISTED);
         assert!(mails[0].personal.text.contains("1 番目"));
         assert!(mails[0].personal.attachments.is_empty());
+    }
+
+    fn decide(state: &TourState, cmd: TourCommand) -> (TourState, Vec<TourEvent>) {
+        let events = Tour::decide(state, &cmd).unwrap();
+        (events.iter().fold(state.clone(), Tour::evolve), events)
+    }
+
+    fn calendar_of(mail: &MailRequested) -> &Attachment {
+        mail.personal
+            .attachments
+            .iter()
+            .find(|a| a.content_type.starts_with("text/calendar"))
+            .unwrap_or_else(|| panic!("{} has no calendar entry", mail.key))
+    }
+
+    #[test]
+    fn cancelling_takes_the_tour_back_out_of_the_calendar() {
+        let (_dir, config) = config();
+        let (id, state) = tour(1);
+        let (state, confirmed) = sign_up(&state, 1);
+        let published = calendar_of(&mails_for(&config, id, &state, &confirmed)[0]).clone();
+        let uid = published
+            .content
+            .lines()
+            .find(|l| l.starts_with("UID:"))
+            .unwrap()
+            .to_owned();
+
+        // The party cancels: the receipt withdraws the same entry.
+        let (after, events) = decide(
+            &state,
+            TourCommand::CancelSignUp {
+                sign_up_id: Uuid::from_u128(101),
+                by: kujira_domain::tour::CancelledBy::Party,
+                at: at(),
+            },
+        );
+        let mails = mails_for(&config, id, &after, &events);
+        let receipt = mails
+            .iter()
+            .find(|m| m.template == templates::CANCELLED)
+            .unwrap();
+        let cancel = calendar_of(receipt);
+        assert!(cancel.content_type.ends_with("method=CANCEL"));
+        for line in [
+            "METHOD:CANCEL",
+            "STATUS:CANCELLED",
+            "SEQUENCE:1",
+            uid.as_str(),
+        ] {
+            assert!(
+                cancel.content.contains(line),
+                "{line} in {}",
+                cancel.content
+            );
+        }
+
+        // The city cancels the tour: every party's notice withdraws it too.
+        let (state, _) = sign_up(&tour(1).1, 2);
+        let (after, events) = decide(
+            &state,
+            TourCommand::Cancel {
+                reason: Some("大雪のため".into()),
+                at: at(),
+            },
+        );
+        let mails = mails_for(&config, id, &after, &events);
+        let notice = mails
+            .iter()
+            .find(|m| m.template == templates::TOUR_CANCELLED)
+            .unwrap();
+        assert!(calendar_of(notice).content.contains("METHOD:CANCEL"));
+        assert!(notice.personal.text.contains("大雪のため"));
     }
 }
