@@ -91,31 +91,30 @@ async fn the_inquiry_flow_opens_one_case_with_both_mails_and_a_funnel() {
 
     let case_id = data["case_id"].as_str().unwrap();
     assert_eq!(case[0].0, format!("consultation-{case_id}"));
-    let (notice, reply) = (&case[1].2, &case[2].2);
     assert_eq!(
         (case[1].1.as_str(), case[2].1.as_str()),
-        ("MailRequested", "MailRequested")
+        ("MailQueued", "MailQueued")
     );
-    assert_eq!(
-        notice["personal"]["to"],
-        serde_json::json!(["concierge@example.jp"])
-    );
+    // The queued mails carry no personal data: they are rendered from the case.
+    for queued in [&case[1].2, &case[2].2] {
+        assert!(queued.get("personal").is_none(), "{queued}");
+    }
+    let mails = app.rendered_mails(&case[0].0).await;
+    let (notice, reply) = (&mails[0].1, &mails[1].1);
+    assert_eq!(notice.to, ["concierge@example.jp"]);
     let link = format!("https://kujira.example.jp/desk/cases/{case_id}");
-    assert!(notice["personal"]["text"].as_str().unwrap().contains(&link));
-    assert!(notice["personal"]["html"].as_str().unwrap().contains(&link));
-    assert_eq!(
-        reply["personal"]["to"],
-        serde_json::json!(["taro@example.jp"])
-    );
-    let subject = reply["personal"]["subject"].as_str().unwrap();
+    assert!(notice.text.contains(&link));
+    assert!(notice.html.as_ref().unwrap().contains(&link));
+    assert_eq!(reply.to, ["taro@example.jp"]);
+    let subject = &reply.subject;
     assert!(
         subject.contains("受け付けました") && subject.contains(reference),
         "{subject}"
     );
-    let text = reply["personal"]["text"].as_str().unwrap();
+    let text = &reply.text;
     assert!(text.contains("受付完了") && text.contains("今後の流れ"));
     assert!(text.contains(&app.config.words.desk_phone));
-    assert_ne!(notice["key"], reply["key"]);
+    assert_ne!(mails[0].0, mails[1].0);
 
     let funnel: Vec<_> = events
         .iter()
@@ -158,7 +157,7 @@ async fn a_double_click_a_reload_or_a_resubmit_never_opens_a_second_case() {
     assert_eq!(app.streams("consultation").await.len(), 1);
     let events = app.events().await;
     let submitted = events.iter().filter(|e| e.1 == "InquirySubmitted").count();
-    let mails = events.iter().filter(|e| e.1 == "MailRequested").count();
+    let mails = events.iter().filter(|e| e.1 == "MailQueued").count();
     assert_eq!((submitted, mails), (1, 2));
     let reference = events.iter().find(|e| e.1 == "InquirySubmitted").unwrap().2["reference"]
         .as_str()
@@ -379,7 +378,11 @@ async fn a_filled_honeypot_looks_accepted_but_stays_out_of_the_pipeline_and_is_f
         !text.contains("taro") && !text.contains("spam.example"),
         "no personal data: {text}"
     );
-    assert!(!events.iter().any(|e| e.1 == "MailRequested"));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.1 == "MailRequested" || e.1 == "MailQueued")
+    );
 }
 
 #[tokio::test]
@@ -521,8 +524,10 @@ async fn markup_in_any_field_is_shown_as_text_on_every_page_and_in_the_mail() {
     let events = app.events().await;
     let submitted = events.iter().find(|e| e.1 == "InquirySubmitted").unwrap();
     assert_eq!(submitted.2["personal"]["name"], evil, "stored as typed");
-    for mail in events.iter().filter(|e| e.1 == "MailRequested") {
-        let html = mail.2["personal"]["html"].as_str().unwrap();
+    let mails = app.rendered_mails(&submitted.0).await;
+    assert_eq!(mails.len(), 2);
+    for (_, mail) in &mails {
+        let html = mail.html.as_deref().unwrap();
         assert!(
             !html.contains("<script>alert") && !html.contains("<img src=x"),
             "{html}"
@@ -578,7 +583,7 @@ async fn the_order_made_tour_request_opens_a_tour_request_case() {
         .collect();
     assert_eq!(
         case.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
-        ["TourRequestSubmitted", "MailRequested", "MailRequested"]
+        ["TourRequestSubmitted", "MailQueued", "MailQueued"]
     );
     let d = &case[0].2;
     assert!(complete.body.contains(d["reference"].as_str().unwrap()));

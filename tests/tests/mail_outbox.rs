@@ -692,3 +692,112 @@ async fn the_run_loop_delivers_new_mail_and_stops_on_shutdown() {
     assert_eq!(w.delivery("k/run").await.status, DeliveryStatus::Sent);
     assert_eq!(smtp.received().len(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// Mail queued without its text (`MailQueued`), rendered at send time.
+
+/// A service's stream: a fact, then the mail it queues.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum NoteEvent {
+    Noted { name: String, email: String },
+    MailQueued(kujira_domain::mail::MailQueued),
+}
+
+/// A service's templates: renders the `noted` mail from the `Noted` fact.
+#[derive(Debug)]
+struct NoteTemplates;
+
+impl kujira_domain::mail::RenderMail for NoteTemplates {
+    fn templates(&self) -> &[&'static str] {
+        &["noted"]
+    }
+
+    fn render(
+        &self,
+        _mail: &kujira_domain::mail::MailQueued,
+        stream: &[(String, serde_json::Value)],
+    ) -> Result<MailContent, kujira_domain::mail::RenderError> {
+        let (_, fact) = stream
+            .iter()
+            .find(|(t, _)| t == "Noted")
+            .ok_or_else(|| kujira_domain::mail::RenderError::NoFacts("noted".into()))?;
+        let name = fact["name"].as_str().unwrap_or_default();
+        Ok(MailContent {
+            to: vec![fact["email"].as_str().unwrap_or_default().to_owned()],
+            subject: format!("【くじらと。】{name} 様、受け付けました"),
+            text: format!("{name} 様\n\n受け付けました。"),
+            html: Some(format!("<p>{name} 様</p>")),
+            attachments: vec![],
+        })
+    }
+}
+
+async fn queue_note(w: &World, key: &str) {
+    let stream = StreamName::new("note", Uuid::new_v4());
+    let meta = Metadata::new("test", Uuid::new_v4());
+    let events = vec![
+        NewEvent::encode(
+            Uuid::new_v4(),
+            &NoteEvent::Noted {
+                name: "柏崎 花子".into(),
+                email: "hanako@example.com".into(),
+            },
+            meta.clone(),
+        )
+        .unwrap(),
+        NewEvent::encode(
+            Uuid::new_v4(),
+            &NoteEvent::MailQueued(kujira_domain::mail::MailQueued {
+                key: key.into(),
+                template: "noted".into(),
+            }),
+            meta,
+        )
+        .unwrap(),
+    ];
+    let appended = w
+        .store
+        .append(&stream, ExpectedVersion::NoStream, events)
+        .await
+        .unwrap();
+    w.project_through(appended.last_position).await;
+}
+
+#[tokio::test]
+async fn a_queued_mail_is_rendered_from_its_stream_when_it_is_sent() {
+    let w = World::new().await;
+    let smtp = SmtpServer::started();
+    let key = "note/1/applicant";
+    queue_note(&w, key).await;
+
+    // A worker without the renderer keeps the mail for later: nothing is lost.
+    let without = w.smtp_mailer(smtp.port);
+    let report = without.deliver_due().await.unwrap();
+    assert_eq!(report.deferred, vec![key.to_owned()]);
+    assert!(smtp.received().is_empty());
+    assert_eq!(w.delivery(key).await.status, DeliveryStatus::Pending);
+
+    // With it, once the retry is due, the mail is rendered and sent once.
+    let with = w
+        .smtp_mailer(smtp.port)
+        .with_renderer(Arc::new(NoteTemplates));
+    w.clock.advance(chrono::Duration::hours(2));
+    let report = with.deliver_due().await.unwrap();
+    assert_eq!(report.sent, vec![key.to_owned()]);
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].to, vec!["hanako@example.com".to_owned()]);
+    let m = parse(&received[0].data);
+    assert_eq!(
+        m.subject(),
+        Some("【くじらと。】柏崎 花子 様、受け付けました")
+    );
+    assert_eq!(
+        m.body_text(0).map(|t| crlf_to_lf(&t)).as_deref(),
+        Some("柏崎 花子 様\n\n受け付けました。")
+    );
+    assert_eq!(w.delivery(key).await.template, "noted");
+    w.clock.advance(chrono::Duration::days(1));
+    assert_eq!(with.deliver_due().await.unwrap().attempted(), 0);
+}

@@ -331,9 +331,8 @@ pub async fn create_inquiry(
         correlation_id: case_id,
         fingerprint: fingerprint.clone(),
     };
-    let config = s.config().clone();
     let opened = cases::open(&s, sub, |opening| ConsultationCommand::SubmitInquiry {
-        mails: mail::inquiry_mails(&config, &opening, &inquiry),
+        mails: mail::inquiry_queue(&opening),
         submission: InquirySubmitted { opening, inquiry },
     })
     .await

@@ -71,7 +71,9 @@ pub async fn find(state: &IntakeState, case_id: Uuid) -> Result<Option<Opened>, 
     let opening = match first.decode::<ConsultationEvent>()? {
         ConsultationEvent::InquirySubmitted(e) => e.opening,
         ConsultationEvent::TourRequestSubmitted(e) => e.opening,
-        ConsultationEvent::MailRequested(_) => return Err(OpenError::Corrupt),
+        ConsultationEvent::MailRequested(_) | ConsultationEvent::MailQueued(_) => {
+            return Err(OpenError::Corrupt);
+        }
     };
     Ok(Some(Opened {
         case_id,

@@ -1,13 +1,17 @@
 //! The mails a new case requests: a notice to the concierges with a link to the
-//! case, and the applicant's auto-reply (受付完了). They are rendered here, at
-//! submission, and recorded as `MailRequested` in the case's first append; the
-//! mailer (services/scheduler) only delivers them.
+//! case, and the applicant's auto-reply (受付完了).
+//!
+//! The case's first append queues them as `MailQueued` (a key and a template, no
+//! text), so a submission writes a few bytes rather than two rendered mails and the
+//! personal data stays in one fact. The mailer renders them when it sends them, with
+//! [`MailTemplates`], from the case's opening fact.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
 use kujira_config::Config;
+use kujira_domain::inquiry::ConsultationEvent;
 use kujira_domain::inquiry::{CaseOpening, Inquiry, TourRequest};
-use kujira_domain::mail::{MailContent, MailRequested};
+use kujira_domain::mail::{MailContent, MailQueued, MailRequested, RenderError, RenderMail};
 use maud::{Markup, html};
 
 fn weekday_ja(w: Weekday) -> &'static str {
@@ -204,6 +208,107 @@ fn build(config: &Config, opening: &CaseOpening, p: Parts) -> Vec<MailRequested>
     ]
 }
 
+/// The templates of the mails a case queues.
+pub mod templates {
+    pub const INQUIRY_APPLICANT: &str = "inquiry_received";
+    pub const INQUIRY_CONCIERGE: &str = "inquiry_received_concierge";
+    pub const TOUR_REQUEST_APPLICANT: &str = "tour_request_received";
+    pub const TOUR_REQUEST_CONCIERGE: &str = "tour_request_received_concierge";
+}
+
+const INQUIRY_KEYS: &str = "inquiry-received";
+const TOUR_REQUEST_KEYS: &str = "tour-request-received";
+
+fn queue(
+    opening: &CaseOpening,
+    key_prefix: &str,
+    applicant: &str,
+    concierge: &str,
+) -> Vec<MailQueued> {
+    vec![
+        MailQueued {
+            key: format!("{key_prefix}/{}/concierge", opening.case_id),
+            template: concierge.into(),
+        },
+        MailQueued {
+            key: format!("{key_prefix}/{}/applicant", opening.case_id),
+            template: applicant.into(),
+        },
+    ]
+}
+
+/// What a new inquiry queues: the concierge notice and the auto-reply.
+pub fn inquiry_queue(opening: &CaseOpening) -> Vec<MailQueued> {
+    queue(
+        opening,
+        INQUIRY_KEYS,
+        templates::INQUIRY_APPLICANT,
+        templates::INQUIRY_CONCIERGE,
+    )
+}
+
+/// What a new order-made tour request queues.
+pub fn tour_request_queue(opening: &CaseOpening) -> Vec<MailQueued> {
+    queue(
+        opening,
+        TOUR_REQUEST_KEYS,
+        templates::TOUR_REQUEST_APPLICANT,
+        templates::TOUR_REQUEST_CONCIERGE,
+    )
+}
+
+/// Renders the mails a case queued, from the case's opening fact, in the words of
+/// the configuration in force when they are sent.
+#[derive(Debug, Clone)]
+pub struct MailTemplates {
+    config: std::sync::Arc<Config>,
+}
+
+impl MailTemplates {
+    pub fn new(config: std::sync::Arc<Config>) -> Self {
+        Self { config }
+    }
+}
+
+impl RenderMail for MailTemplates {
+    fn templates(&self) -> &[&'static str] {
+        &[
+            templates::INQUIRY_APPLICANT,
+            templates::INQUIRY_CONCIERGE,
+            templates::TOUR_REQUEST_APPLICANT,
+            templates::TOUR_REQUEST_CONCIERGE,
+        ]
+    }
+
+    fn render(
+        &self,
+        mail: &MailQueued,
+        stream: &[(String, serde_json::Value)],
+    ) -> Result<MailContent, RenderError> {
+        for (event_type, data) in stream {
+            if event_type != "InquirySubmitted" && event_type != "TourRequestSubmitted" {
+                continue;
+            }
+            let event: ConsultationEvent =
+                serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+                    .map_err(|e| RenderError::Decode(e.to_string()))?;
+            let rendered = match &event {
+                ConsultationEvent::InquirySubmitted(s) => {
+                    inquiry_mails(&self.config, &s.opening, &s.inquiry)
+                }
+                ConsultationEvent::TourRequestSubmitted(s) => {
+                    tour_request_mails(&self.config, &s.opening, &s.request)
+                }
+                _ => continue,
+            };
+            if let Some(m) = rendered.into_iter().find(|m| m.key == mail.key) {
+                return Ok(m.personal);
+            }
+        }
+        Err(RenderError::NoFacts(mail.key.clone()))
+    }
+}
+
 /// The concierge notice and the auto-reply of a new inquiry.
 pub fn inquiry_mails(config: &Config, opening: &CaseOpening, i: &Inquiry) -> Vec<MailRequested> {
     use kujira_domain::values::{
@@ -256,8 +361,8 @@ pub fn inquiry_mails(config: &Config, opening: &CaseOpening, i: &Inquiry) -> Vec
         opening,
         Parts {
             kind_ja: "移住相談のお申し込み",
-            key_prefix: "inquiry-received",
-            template: "inquiry_received",
+            key_prefix: INQUIRY_KEYS,
+            template: templates::INQUIRY_APPLICANT,
             name: p.name.to_string(),
             email: p.email.to_string(),
             staff_rows,
@@ -309,8 +414,8 @@ pub fn tour_request_mails(
         opening,
         Parts {
             kind_ja: "オーダーメイドツアーのお申し込み",
-            key_prefix: "tour-request-received",
-            template: "tour_request_received",
+            key_prefix: TOUR_REQUEST_KEYS,
+            template: templates::TOUR_REQUEST_APPLICANT,
             name: p.name.to_string(),
             email: p.email.to_string(),
             staff_rows,

@@ -258,14 +258,13 @@ pub async fn submit(
                 correlation_id: token.id,
                 fingerprint: None,
             };
-            let config = s.config().clone();
             cases::open(s, sub, |opening| match valid {
                 Valid::Inquiry(inquiry) => ConsultationCommand::SubmitInquiry {
-                    mails: mail::inquiry_mails(&config, &opening, &inquiry),
+                    mails: mail::inquiry_queue(&opening),
                     submission: InquirySubmitted { opening, inquiry },
                 },
                 Valid::TourRequest(request) => ConsultationCommand::SubmitTourRequest {
-                    mails: mail::tour_request_mails(&config, &opening, &request),
+                    mails: mail::tour_request_queue(&opening),
                     submission: TourRequestSubmitted { opening, request },
                 },
             })

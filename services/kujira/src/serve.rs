@@ -58,7 +58,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
     workers.spawn(projector(&store).run(shutdown.clone()));
-    let mailer = kujira_scheduler::Mailer::from_config(store.clone(), &config, clock.clone())?;
+    let mailer = kujira_scheduler::Mailer::from_config(store.clone(), &config, clock.clone())?
+        .with_renderer(Arc::new(kujira_intake::mail::MailTemplates::new(
+            config.clone(),
+        )));
     workers.spawn(mailer.run(shutdown.clone()));
 
     // Written with errors ignored: a closed stdout (a detached terminal, a pipe the

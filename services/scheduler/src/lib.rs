@@ -3,8 +3,10 @@
 //!
 //! How a mail travels:
 //!
-//! 1. A service appends `MailRequested` (see `kujira_domain::mail`) in the same append
-//!    as the business fact that caused it, so the two can never part.
+//! 1. A service appends `MailRequested` (the rendered mail) or `MailQueued` (a key
+//!    and a template, rendered at send time from the stream's facts by the service's
+//!    `RenderMail`; see `kujira_domain::mail`) in the same append as the business
+//!    fact that caused it, so the two can never part.
 //! 2. [`MailOutboxProjection`], run by the projector, turns each one into a row of
 //!    `mail_deliveries`, one per idempotency key. The row holds only delivery state:
 //!    the content stays in the event, the single place a later erasure has to reach.

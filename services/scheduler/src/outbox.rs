@@ -2,8 +2,9 @@
 //! the mailer, read by `/readyz` and the desk.
 
 use chrono::{DateTime, Utc};
-use kujira_domain::mail::{MAIL_REQUESTED, MailRequested};
+use kujira_domain::mail::{MAIL_QUEUED, MAIL_REQUESTED, MailQueued, MailRequested};
 use kujira_eventlog::RecordedEvent;
+use serde::Deserialize;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::mailer::MAIL_NOTIFY_CHANNEL;
@@ -24,28 +25,40 @@ impl MailOutboxProjection {
     pub async fn record(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
         use anyhow::Context;
 
-        if event.event_type != MAIL_REQUESTED {
-            return Ok(());
-        }
-        // The data of a `MailRequested` variant is the struct itself, whatever the
-        // enum of the stream it was appended to.
-        let mail = MailRequested::from_event_data(&event.data).with_context(|| {
-            format!(
-                "cannot decode MailRequested at position {} of {}",
-                event.position, event.stream_name
-            )
-        })?;
+        // The data of a `MailRequested` or `MailQueued` variant is the struct itself,
+        // whatever the enum of the stream it was appended to.
+        let (key, template) = match event.event_type.as_str() {
+            MAIL_REQUESTED => {
+                let m = MailRequested::from_event_data(&event.data).with_context(|| {
+                    format!(
+                        "cannot decode MailRequested at position {} of {}",
+                        event.position, event.stream_name
+                    )
+                })?;
+                (m.key, m.template)
+            }
+            MAIL_QUEUED => {
+                let m = MailQueued::deserialize(&event.data).with_context(|| {
+                    format!(
+                        "cannot decode MailQueued at position {} of {}",
+                        event.position, event.stream_name
+                    )
+                })?;
+                (m.key, m.template)
+            }
+            _ => return Ok(()),
+        };
         let inserted = sqlx::query(
             "INSERT INTO mail_deliveries \
                (key, stream_name, stream_version, position, template, requested_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (key) DO NOTHING",
         )
-        .bind(&mail.key)
+        .bind(&key)
         .bind(&event.stream_name)
         .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
         .bind(event.position)
-        .bind(&mail.template)
+        .bind(&template)
         .bind(event.recorded_at)
         .execute(&mut *conn)
         .await
@@ -71,7 +84,7 @@ impl kujira_projector::Projection for MailOutboxProjection {
     }
 
     fn event_types(&self) -> Option<&'static [&'static str]> {
-        Some(&[MAIL_REQUESTED])
+        Some(&[MAIL_REQUESTED, MAIL_QUEUED])
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {

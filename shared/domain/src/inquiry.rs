@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::decider::Decider;
-use crate::mail::MailRequested;
+use crate::mail::{MailQueued, MailRequested};
 use crate::values::{
     AgeGroup, ConsultationMethod, Email, FieldErrors, FreeText, Gender, Household, Kana,
     MoveTiming, PersonName, Phone, PostalCode, Prefecture, Segment, Source, Topic, TourInterest,
@@ -170,6 +170,8 @@ pub enum ConsultationEvent {
     InquirySubmitted(InquirySubmitted),
     TourRequestSubmitted(TourRequestSubmitted),
     MailRequested(MailRequested),
+    /// A mail rendered at send time from this stream's opening fact.
+    MailQueued(MailQueued),
 }
 
 impl ConsultationEvent {
@@ -179,6 +181,7 @@ impl ConsultationEvent {
             Self::InquirySubmitted(_) => "InquirySubmitted",
             Self::TourRequestSubmitted(_) => "TourRequestSubmitted",
             Self::MailRequested(_) => crate::mail::MAIL_REQUESTED,
+            Self::MailQueued(_) => crate::mail::MAIL_QUEUED,
         }
     }
 }
@@ -205,11 +208,11 @@ pub enum ConsultationCommand {
     /// Opens the case with an inquiry and requests its mails in the same append.
     SubmitInquiry {
         submission: InquirySubmitted,
-        mails: Vec<MailRequested>,
+        mails: Vec<MailQueued>,
     },
     SubmitTourRequest {
         submission: TourRequestSubmitted,
-        mails: Vec<MailRequested>,
+        mails: Vec<MailQueued>,
     },
 }
 
@@ -260,7 +263,7 @@ impl Decider for Consultation {
             keys.push(&m.key);
         }
         let mut events = vec![first];
-        events.extend(mails.iter().cloned().map(ConsultationEvent::MailRequested));
+        events.extend(mails.iter().cloned().map(ConsultationEvent::MailQueued));
         Ok(events)
     }
 
@@ -280,6 +283,7 @@ impl Decider for Consultation {
                 state.opened = Some(open(&e.opening, ConsultationKind::TourRequest));
             }
             ConsultationEvent::MailRequested(m) => state.mail_keys.push(m.key.clone()),
+            ConsultationEvent::MailQueued(m) => state.mail_keys.push(m.key.clone()),
         }
         state
     }
@@ -757,7 +761,6 @@ pub fn validate_tour_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::MailContent;
 
     fn rules() -> DateRules {
         DateRules {
@@ -786,17 +789,10 @@ mod tests {
         }
     }
 
-    fn mail(key: &str) -> MailRequested {
-        MailRequested {
+    fn mail(key: &str) -> MailQueued {
+        MailQueued {
             key: key.into(),
-            template: "inquiry_received".into(),
-            personal: MailContent {
-                to: vec!["taro@example.jp".into()],
-                subject: "受付完了".into(),
-                text: "text".into(),
-                html: None,
-                attachments: vec![],
-            },
+            template: "inquiry_received_applicant".into(),
         }
     }
 
@@ -889,7 +885,7 @@ mod tests {
         let events = Consultation::decide(&ConsultationState::default(), &cmd).unwrap();
         assert_eq!(events.len(), 3);
         assert_eq!(events[0].event_type(), "InquirySubmitted");
-        assert!(matches!(&events[2], ConsultationEvent::MailRequested(m) if m.key == "b"));
+        assert!(matches!(&events[2], ConsultationEvent::MailQueued(m) if m.key == "b"));
         let state = Consultation::replay(&events);
         let open = state.opened.unwrap();
         assert_eq!(

@@ -10,6 +10,46 @@ use serde::{Deserialize, Serialize};
 
 /// The event type string of [`MailRequested`] on every stream.
 pub const MAIL_REQUESTED: &str = "MailRequested";
+/// The event type string of [`MailQueued`] on every stream.
+pub const MAIL_QUEUED: &str = "MailQueued";
+
+/// A mail whose content is rendered when it is sent, from the facts of its own
+/// stream, by the [`RenderMail`] that owns its template. It carries no personal data
+/// and no copy of the text: the facts stay the one place that holds them (a later
+/// erasure reaches the mail too), and a submission writes a few bytes instead of two
+/// rendered mails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailQueued {
+    /// Deterministic idempotency key, as for [`MailRequested`].
+    pub key: String,
+    /// Which [`RenderMail`] renders it, and how.
+    pub template: String,
+}
+
+/// Why a queued mail could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The facts it was rendered from are not in the stream (anymore).
+    #[error("the stream holds no facts to render {0} from")]
+    NoFacts(String),
+    #[error("cannot read an event of the stream: {0}")]
+    Decode(String),
+}
+
+/// Renders the queued mails of some templates from the facts of their stream. Pure:
+/// the mailer loads the events, the renderer only reads them.
+pub trait RenderMail: Send + Sync + std::fmt::Debug {
+    /// The templates it renders.
+    fn templates(&self) -> &[&'static str];
+
+    /// Renders `mail` from the stream's events, as `(event type, data)` pairs in
+    /// stream order, up to and including the event that queued it.
+    fn render(
+        &self,
+        mail: &MailQueued,
+        stream: &[(String, serde_json::Value)],
+    ) -> Result<MailContent, RenderError>;
+}
 
 /// A mail to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

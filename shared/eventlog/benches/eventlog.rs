@@ -114,6 +114,37 @@ async fn bench(admin: PgConnectOptions, run: Duration) -> anyhow::Result<()> {
         );
     }
 
+    // The same at 32 writers, each appending to its own stream after the version it
+    // wrote last (`Exact`): the statement that first checks that version exists.
+    let p = pool.clone();
+    let st = store.clone();
+    let (plain, ours) = paired(
+        32,
+        run,
+        move |_, n| {
+            let pool = p.clone();
+            async move { plain_insert(&pool, n).await }
+        },
+        move |w, n| {
+            let store = st.clone();
+            async move {
+                let s = StreamName::new("grow", format!("w{w}"));
+                store
+                    .append(&s, ExpectedVersion::Exact(n), vec![event(n)])
+                    .await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    println!(
+        "{:<44} {:>12.0} {:>12.0} {:>7.2}",
+        "32 writers, existing streams (Exact)",
+        plain,
+        ours,
+        ours / plain
+    );
+
     println!();
     let p = pool.clone();
     let st = store.clone();

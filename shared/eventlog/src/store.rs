@@ -17,6 +17,28 @@ pub const NOTIFY_CHANNEL: &str = "kujira_events";
 /// At most one NOTIFY is sent per interval, however many appends happen.
 pub const NOTIFY_COALESCE: Duration = Duration::from_millis(20);
 
+const SINGLE_NEW: &str = "INSERT INTO events \
+     (event_id, stream_name, stream_version, event_type, data, metadata) \
+     VALUES ($3, $1, $2 + 1, $4, $5, $6) RETURNING position";
+const SINGLE_AFTER: &str = "INSERT INTO events \
+     (event_id, stream_name, stream_version, event_type, data, metadata) \
+     SELECT $3, $1, $2 + 1, $4, $5, $6 \
+     WHERE EXISTS (SELECT 1 FROM events WHERE stream_name = $1 AND stream_version = $2) \
+     RETURNING position";
+const MANY_NEW: &str = "INSERT INTO events \
+     (event_id, stream_name, stream_version, event_type, data, metadata) \
+     SELECT e.id, $1, $2 + e.ord, e.t, e.d, e.m \
+     FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) \
+          WITH ORDINALITY AS e(id, t, d, m, ord) \
+     RETURNING position";
+const MANY_AFTER: &str = "INSERT INTO events \
+     (event_id, stream_name, stream_version, event_type, data, metadata) \
+     SELECT e.id, $1, $2 + e.ord, e.t, e.d, e.m \
+     FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) \
+          WITH ORDINALITY AS e(id, t, d, m, ord) \
+     WHERE EXISTS (SELECT 1 FROM events WHERE stream_name = $1 AND stream_version = $2) \
+     RETURNING position";
+
 /// How often a subscription polls when no hint arrives.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// `Any` appends re-read the version and retry this often before giving up with a conflict.
@@ -91,43 +113,28 @@ impl EventStore {
                 ExpectedVersion::NoStream => 0,
                 ExpectedVersion::Any => self.stream_version(stream).await?,
             };
-            // One event (the common case: one command, one fact) goes in as a plain
-            // single-row INSERT, the same statement shape as the baseline it is measured against.
-            let inserted = if events.len() == 1 {
-                sqlx::query(
-                    "INSERT INTO events (event_id, stream_name, stream_version, event_type, data, metadata) \
-                     SELECT $3, $1, $2 + 1, $4, $5, $6 \
-                     WHERE $2 = 0 OR EXISTS \
-                       (SELECT 1 FROM events WHERE stream_name = $1 AND stream_version = $2) \
-                     RETURNING position",
-                )
-                .bind(stream.as_str())
-                .bind(to_i64(base))
-                .bind(ids[0])
-                .bind(types[0])
-                .bind(data[0])
-                .bind(&metadata[0])
-                .fetch_all(&self.pool)
-                .await
-            } else {
-                sqlx::query(
-                    "INSERT INTO events (event_id, stream_name, stream_version, event_type, data, metadata) \
-                     SELECT e.id, $1, $2 + e.ord, e.t, e.d, e.m \
-                     FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) \
-                          WITH ORDINALITY AS e(id, t, d, m, ord) \
-                     WHERE $2 = 0 OR EXISTS \
-                       (SELECT 1 FROM events WHERE stream_name = $1 AND stream_version = $2) \
-                     RETURNING position",
-                )
-                .bind(stream.as_str())
-                .bind(to_i64(base))
-                .bind(&ids)
-                .bind(&types)
-                .bind(&data)
-                .bind(&metadata)
-                .fetch_all(&self.pool)
-                .await
+            // The statement is chosen by shape, so that PostgreSQL plans each one once
+            // and reuses it: a new stream (the common case: one command opens one
+            // case) needs no guard, and one event goes in as a plain single-row INSERT,
+            // the same shape as the baseline it is measured against. Appending after
+            // version n checks that version n exists, so that no gap can be left.
+            let sql = match (events.len() == 1, base == 0) {
+                (true, true) => SINGLE_NEW,
+                (true, false) => SINGLE_AFTER,
+                (false, true) => MANY_NEW,
+                (false, false) => MANY_AFTER,
             };
+            let query = sqlx::query(sql).bind(stream.as_str()).bind(to_i64(base));
+            let query = if events.len() == 1 {
+                query
+                    .bind(ids[0])
+                    .bind(types[0])
+                    .bind(data[0])
+                    .bind(&metadata[0])
+            } else {
+                query.bind(&ids).bind(&types).bind(&data).bind(&metadata)
+            };
+            let inserted = query.fetch_all(&self.pool).await;
 
             match inserted {
                 Ok(rows) if rows.is_empty() => {

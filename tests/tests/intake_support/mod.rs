@@ -142,6 +142,34 @@ impl App {
             .unwrap()
     }
 
+    /// The mails a stream queued, rendered as the mailer renders them at send time:
+    /// (key, content), in order.
+    pub async fn rendered_mails(
+        &self,
+        stream: &str,
+    ) -> Vec<(String, kujira_domain::mail::MailContent)> {
+        use kujira_domain::mail::{MailQueued, RenderMail};
+        let facts: Vec<(String, serde_json::Value)> = sqlx::query_as(
+            "SELECT event_type, data FROM events WHERE stream_name = $1 ORDER BY stream_version",
+        )
+        .bind(stream)
+        .fetch_all(&self.db.pool)
+        .await
+        .unwrap();
+        let templates = kujira_intake::mail::MailTemplates::new(self.config.clone());
+        facts
+            .iter()
+            .filter(|(t, _)| t == "MailQueued")
+            .map(|(_, data)| {
+                let queued: MailQueued = serde_json::from_value(data.clone()).unwrap();
+                let content = templates
+                    .render(&queued, &facts)
+                    .unwrap_or_else(|e| panic!("{} does not render: {e}", queued.key));
+                (queued.key, content)
+            })
+            .collect()
+    }
+
     pub async fn streams(&self, category: &str) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT DISTINCT stream_name FROM events WHERE stream_name LIKE $1 ORDER BY 1",

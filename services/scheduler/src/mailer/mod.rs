@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use kujira_config::{Clock, Config};
-use kujira_domain::mail::{MAIL_REQUESTED, MailRequested};
+use kujira_domain::mail::{MAIL_QUEUED, MAIL_REQUESTED, MailQueued, MailRequested, RenderMail};
 use kujira_eventlog::{EventStore, StreamName};
 use sqlx::Row;
 use sqlx::postgres::PgListener;
@@ -107,6 +107,8 @@ pub struct Mailer {
     sender: Sender,
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
+    /// Who renders the queued mails of each template.
+    renderers: Vec<Arc<dyn RenderMail>>,
 }
 
 impl Mailer {
@@ -122,6 +124,7 @@ impl Mailer {
             sender,
             clock,
             policy: RetryPolicy::default(),
+            renderers: Vec::new(),
         }
     }
 
@@ -142,6 +145,12 @@ impl Mailer {
         let sender = Sender::new(&config.words.site_name, &config.mail_from)
             .context("KUJIRA_MAIL_FROM is not a usable address")?;
         Ok(Self::new(store, transport, sender, clock))
+    }
+
+    /// Registers the renderer of some templates of `MailQueued` mail.
+    pub fn with_renderer(mut self, renderer: Arc<dyn RenderMail>) -> Self {
+        self.renderers.push(renderer);
+        self
     }
 
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
@@ -232,19 +241,33 @@ impl Mailer {
         let event = events
             .into_iter()
             .next()
-            .filter(|e| e.position == claim.position && e.event_type == MAIL_REQUESTED)
+            .filter(|e| {
+                e.position == claim.position
+                    && (e.event_type == MAIL_REQUESTED || e.event_type == MAIL_QUEUED)
+            })
             .ok_or_else(|| {
                 SendError::Permanent(format!(
-                    "the MailRequested event at position {} is gone",
+                    "the mail event at position {} is gone",
                     claim.position
                 ))
             })?;
-        let mail: MailRequested = serde_json::from_value(event.data).map_err(|e| {
+        let decode_error = |e: serde_json::Error| {
             SendError::Permanent(format!(
                 "cannot decode the request at {}: {e}",
                 claim.position
             ))
-        })?;
+        };
+        let mail: MailRequested = if event.event_type == MAIL_QUEUED {
+            let queued: MailQueued = serde_json::from_value(event.data).map_err(decode_error)?;
+            let content = self.render(&stream, claim, &queued).await?;
+            MailRequested {
+                key: queued.key,
+                template: queued.template,
+                personal: content,
+            }
+        } else {
+            serde_json::from_value(event.data).map_err(decode_error)?
+        };
         if mail.key != claim.key {
             return Err(SendError::Permanent(format!(
                 "the event at position {} has another key",
@@ -252,6 +275,35 @@ impl Mailer {
             )));
         }
         Ok((mail, event.recorded_at))
+    }
+
+    /// Renders a queued mail from the facts of its stream, up to the event that
+    /// queued it.
+    async fn render(
+        &self,
+        stream: &StreamName,
+        claim: &Claim,
+        queued: &MailQueued,
+    ) -> Result<kujira_domain::mail::MailContent, SendError> {
+        let renderer = self
+            .renderers
+            .iter()
+            .find(|r| r.templates().contains(&queued.template.as_str()))
+            .ok_or_else(|| {
+                // A process without the renderer (a misconfigured worker) must not
+                // drop the mail: a later attempt, or another worker, can render it.
+                SendError::Transient(format!("no renderer for template {}", queued.template))
+            })?;
+        let events = self
+            .store
+            .read_stream(stream, 0, claim.stream_version)
+            .await
+            .map_err(|e| SendError::Transient(format!("cannot load the facts: {e}")))?;
+        let facts: Vec<(String, serde_json::Value)> =
+            events.into_iter().map(|e| (e.event_type, e.data)).collect();
+        renderer
+            .render(queued, &facts)
+            .map_err(|e| SendError::Permanent(e.to_string()))
     }
 
     /// Records the outcome. Only a pending row is touched: a row that an operator
