@@ -84,26 +84,17 @@ async fn bench(admin: PgConnectOptions, run: Duration) -> anyhow::Result<()> {
     );
 
     for writers in [1usize, 8, 32] {
-        let p = pool.clone();
         let st = store.clone();
-        let (plain, ours) = paired(
-            writers,
-            run,
-            move |_, n| {
-                let pool = p.clone();
-                async move { plain_insert(&pool, n).await }
-            },
-            move |w, n| {
-                let store = st.clone();
-                async move {
-                    let s = StreamName::new("bench", format!("w{w}-{n}"));
-                    store
-                        .append(&s, ExpectedVersion::NoStream, vec![event(n)])
-                        .await?;
-                    Ok(())
-                }
-            },
-        )
+        let (plain, ours) = paired(writers, run, plain_op(&pool), move |w, n| {
+            let store = st.clone();
+            async move {
+                let s = StreamName::new("bench", format!("w{w}-{n}"));
+                store
+                    .append(&s, ExpectedVersion::NoStream, vec![event(n)])
+                    .await?;
+                Ok(())
+            }
+        })
         .await?;
         println!(
             "{:<44} {:>12.0} {:>12.0} {:>7.2}",
@@ -116,26 +107,17 @@ async fn bench(admin: PgConnectOptions, run: Duration) -> anyhow::Result<()> {
 
     // The same at 32 writers, each appending to its own stream after the version it
     // wrote last (`Exact`): the statement that first checks that version exists.
-    let p = pool.clone();
     let st = store.clone();
-    let (plain, ours) = paired(
-        32,
-        run,
-        move |_, n| {
-            let pool = p.clone();
-            async move { plain_insert(&pool, n).await }
-        },
-        move |w, n| {
-            let store = st.clone();
-            async move {
-                let s = StreamName::new("grow", format!("w{w}"));
-                store
-                    .append(&s, ExpectedVersion::Exact(n), vec![event(n)])
-                    .await?;
-                Ok(())
-            }
-        },
-    )
+    let (plain, ours) = paired(32, run, plain_op(&pool), move |w, n| {
+        let store = st.clone();
+        async move {
+            let s = StreamName::new("grow", format!("w{w}"));
+            store
+                .append(&s, ExpectedVersion::Exact(n), vec![event(n)])
+                .await?;
+            Ok(())
+        }
+    })
     .await?;
     println!(
         "{:<44} {:>12.0} {:>12.0} {:>7.2}",
@@ -181,24 +163,15 @@ async fn bench(admin: PgConnectOptions, run: Duration) -> anyhow::Result<()> {
     );
     let (peer_pool, cqrs) = peer::setup(&admin).await?;
     for writers in [1usize, 8, 32] {
-        let p = pool.clone();
         let c = cqrs.clone();
-        let (plain, es) = paired(
-            writers,
-            run,
-            move |_, n| {
-                let pool = p.clone();
-                async move { plain_insert(&pool, n).await }
-            },
-            move |w, n| {
-                let cqrs = c.clone();
-                async move {
-                    cqrs.execute(&format!("w{w}-{n}"), n)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("postgres-es: {e}"))
-                }
-            },
-        )
+        let (plain, es) = paired(writers, run, plain_op(&pool), move |w, n| {
+            let cqrs = c.clone();
+            async move {
+                cqrs.execute(&format!("w{w}-{n}"), n)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("postgres-es: {e}"))
+            }
+        })
         .await?;
         println!(
             "{:<44} {:>12.0} {:>12.0} {:>7.2}",
@@ -231,6 +204,24 @@ async fn bench(admin: PgConnectOptions, run: Duration) -> anyhow::Result<()> {
     );
     pool.close().await;
     Ok(())
+}
+
+/// The baseline operation: one plain single-row INSERT.
+fn plain_op(
+    pool: &PgPool,
+) -> impl Fn(
+    usize,
+    u64,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>
++ Send
++ Sync
++ Clone
++ 'static {
+    let pool = pool.clone();
+    move |_, n| {
+        let pool = pool.clone();
+        Box::pin(async move { plain_insert(&pool, n).await })
+    }
 }
 
 async fn plain_insert(pool: &PgPool, n: u64) -> anyhow::Result<()> {
