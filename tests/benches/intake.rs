@@ -78,17 +78,30 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let db = TestDb::durable(&[&kujira_eventlog::MIGRATOR, &kujira_intake::MIGRATOR]).await;
+        let db = TestDb::durable(&[
+            &kujira_eventlog::MIGRATOR,
+            &kujira_store::MIGRATOR,
+            &kujira_intake::MIGRATOR,
+        ])
+        .await;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(CLIENTS as u32)
             .connect_with(db.options.clone())
             .await
             .unwrap();
-        let store = EventStore::new(pool);
+        let store = EventStore::new(pool.clone());
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());
         config.submissions_per_ip_per_hour = 0;
-        let state = IntakeState::new(Arc::new(config), store.clone(), Arc::new(SystemClock));
+        // Intake writes through the vault: every case's personal part sealed with its
+        // person's key, found or created by a keyed hash of the address.
+        let personal = kujira_store::Store::new(
+            store.clone(),
+            kujira_store::Vault::unlock(pool, &config.master_key)
+                .await
+                .unwrap(),
+        );
+        let state = IntakeState::new(Arc::new(config), personal, Arc::new(SystemClock));
         let app = kujira_intake::router(state);
         let in_process = app.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

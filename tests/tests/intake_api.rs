@@ -48,6 +48,66 @@ async fn a_valid_inquiry_gets_201_with_the_case_id_and_its_reference() {
 }
 
 #[tokio::test]
+async fn the_log_holds_no_personal_data_and_one_address_is_one_person() {
+    let app = App::new().await;
+    let mut j = inquiry_json();
+    j["phone"] = "090-8765-4321".into();
+    j["postal_code"] = "945-0051".into();
+    j["city"] = "柏崎市東本町".into();
+    j["message"] = "雪国の冬の暮らしについて相談したいです".into();
+    let first = app.post_json(&j.to_string(), None).await.json();
+    // The same person again, the address typed in capitals.
+    j["email"] = "HANAKO@example.jp".into();
+    let second = app.post_json(&j.to_string(), None).await.json();
+    let mut other = inquiry_json();
+    other["email"] = "jiro@example.jp".into();
+    let third = app.post_json(&other.to_string(), None).await.json();
+
+    let raw = app.raw_events().await;
+    let everything: String = raw.iter().map(|e| e.2.to_string()).collect();
+    for personal in [
+        "柏崎 花子",
+        "カシワザキ",
+        "hanako@example.jp",
+        "HANAKO",
+        "090-8765-4321",
+        "945-0051",
+        "東本町",
+        "雪国の冬",
+        "jiro@example.jp",
+    ] {
+        assert!(
+            !everything.contains(personal),
+            "{personal} stands in the event log in plaintext"
+        );
+    }
+    // Statistics stay readable without any key.
+    let opened = |id: &serde_json::Value| {
+        raw.iter()
+            .find(|e| {
+                e.0 == format!("consultation-{}", id.as_str().unwrap()) && e.1 == "InquirySubmitted"
+            })
+            .map(|e| e.2.clone())
+            .unwrap()
+    };
+    let (a, b, c) = (
+        opened(&first["id"]),
+        opened(&second["id"]),
+        opened(&third["id"]),
+    );
+    assert_eq!(a["prefecture"], "大阪府");
+    assert_eq!(a["topics"][0], "housing");
+    assert_eq!(a["personal"]["sealed"], 1);
+    assert_eq!(a["person_id"], b["person_id"], "one address, one person");
+    assert_ne!(a["person_id"], c["person_id"]);
+    // Every mail names its person, and holds nothing else about them.
+    for e in raw.iter().filter(|e| e.1 == "MailQueued") {
+        assert!(e.2["person_id"].is_string(), "{}", e.2);
+        assert!(e.2.get("personal").is_none(), "{}", e.2);
+    }
+}
+
+#[tokio::test]
 async fn bad_fields_get_422_with_one_message_per_field() {
     let app = App::new().await;
     let mut j = inquiry_json();

@@ -331,9 +331,16 @@ pub async fn create_inquiry(
         correlation_id: case_id,
         fingerprint: fingerprint.clone(),
     };
-    let opened = cases::open(&s, sub, |opening| ConsultationCommand::SubmitInquiry {
-        mails: mail::inquiry_queue(&opening),
-        submission: InquirySubmitted { opening, inquiry },
+    let email = inquiry
+        .personal
+        .known()
+        .map(|p| p.email.clone())
+        .ok_or_else(|| ApiError::internal(&"a validated inquiry has no personal part"))?;
+    let opened = cases::open(&s, sub, &email, |opening| {
+        ConsultationCommand::SubmitInquiry {
+            mails: mail::inquiry_queue(&opening),
+            submission: InquirySubmitted { opening, inquiry },
+        }
     })
     .await
     .map_err(|e| ApiError::internal(&e))?;

@@ -13,7 +13,9 @@ use kujira_domain::inquiry::{
     CATEGORY, CaseOpening, Channel, Consultation, ConsultationCommand, ConsultationError,
     ConsultationEvent,
 };
-use kujira_eventlog::{ExpectedVersion, Metadata, NewEvent, StreamName};
+use kujira_domain::values::Email;
+use kujira_eventlog::StreamName;
+use kujira_store::CommandContext;
 use uuid::Uuid;
 
 use crate::IntakeState;
@@ -53,7 +55,9 @@ impl Opened {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]
-    Store(#[from] kujira_eventlog::Error),
+    Store(#[from] kujira_store::StoreError),
+    #[error("the case stream stays contended")]
+    Contended,
     #[error(transparent)]
     Decide(#[from] ConsultationError),
     #[error("reference sequence: {0}")]
@@ -68,7 +72,10 @@ pub async fn find(state: &IntakeState, case_id: Uuid) -> Result<Option<Opened>, 
     let Some(first) = first.first() else {
         return Ok(None);
     };
-    let opening = match first.decode::<ConsultationEvent>()? {
+    let decoded = first
+        .decode::<ConsultationEvent>()
+        .map_err(kujira_store::StoreError::from)?;
+    let opening = match decoded {
         ConsultationEvent::InquirySubmitted(e) => e.opening,
         ConsultationEvent::TourRequestSubmitted(e) => e.opening,
         ConsultationEvent::MailRequested(_) | ConsultationEvent::MailQueued(_) => {
@@ -138,18 +145,27 @@ pub struct Submission {
     pub fingerprint: Option<String>,
 }
 
-/// Opens the case: allocates its 連番, lets `make` build the command from the
-/// opening (the mails need the reference), decides, and appends everything at once.
+/// Opens the case: finds (or creates) the person by `email`, allocates its 連番,
+/// lets `make` build the command from the opening (the mails need the reference and
+/// the person), decides, and appends everything at once through the one command path.
 pub async fn open(
     state: &IntakeState,
     sub: Submission,
+    email: &Email,
     make: impl FnOnce(CaseOpening) -> ConsultationCommand,
 ) -> Result<Opened, OpenError> {
+    let person = state
+        .store()
+        .vault()
+        .person_for_email(email)
+        .await
+        .map_err(kujira_store::StoreError::from)?;
     let number = state.inner.references.next(state.store().pool()).await?;
     let now = state.kit().now();
     let year = now.with_timezone(&state.config().timezone).year();
     let opening = CaseOpening {
         case_id: sub.case_id,
+        person_id: person.person_id,
         reference: format!("{year}-{number:04}"),
         channel: sub.channel,
         submitted_at: now,
@@ -157,42 +173,54 @@ pub async fn open(
     };
     let reference = opening.reference.clone();
     let command = make(opening);
-    let events = Consultation::decide(&Default::default(), &command)?;
 
-    let mut metadata = Metadata::new("applicant", sub.correlation_id).with(
-        "channel",
-        match sub.channel {
-            Channel::Form => "form",
-            Channel::Api => "api",
-        },
-    );
+    // The case id derives from the form token or the idempotency key, and the event
+    // ids from the case id: a second submission of the same form appends the very
+    // same events, which the log recognises.
+    let mut ctx = CommandContext::new("applicant")
+        .command_id(Uuid::new_v5(
+            &NAMESPACE,
+            format!("open/{}", sub.case_id).as_bytes(),
+        ))
+        .correlation(sub.correlation_id)
+        .new_stream()
+        .with(
+            "channel",
+            match sub.channel {
+                Channel::Form => "form",
+                Channel::Api => "api",
+            },
+        );
     if let Some(f) = &sub.fingerprint {
-        metadata = metadata.with(FINGERPRINT, f.as_str());
+        ctx = ctx.with(FINGERPRINT, f.as_str());
     }
-    let new_events = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let id = Uuid::new_v5(&NAMESPACE, format!("event/{}/{i}", sub.case_id).as_bytes());
-            NewEvent::encode(id, e, metadata.clone())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
-    match state
-        .store()
-        .append(&stream(sub.case_id), ExpectedVersion::NoStream, new_events)
-        .await
-    {
-        Ok(r) if !r.replayed => Ok(Opened {
+    let executed = kujira_store::execute::<Consultation>(
+        state.store(),
+        &stream(sub.case_id),
+        &ctx,
+        None,
+        |current| {
+            if current.opened.is_some() {
+                // A twin request (double click, retry) got there first.
+                return Ok(vec![]);
+            }
+            Consultation::decide(current, &command)
+        },
+    )
+    .await;
+    match executed {
+        Ok(done) if !done.recorded.is_empty() => Ok(Opened {
             case_id: sub.case_id,
             reference,
             replayed: false,
             fingerprint: sub.fingerprint,
         }),
-        // A twin request (double click, retry) got there first: answer with its case.
-        Ok(_) | Err(kujira_eventlog::Error::Conflict { .. }) => {
-            find(state, sub.case_id).await?.ok_or(OpenError::Corrupt)
-        }
-        Err(e) => Err(e.into()),
+        // Answer with the case the twin opened, and its reference.
+        Ok(_) => find(state, sub.case_id).await?.ok_or(OpenError::Corrupt),
+        Err(kujira_store::CommandError::Refused(e)) => Err(e.into()),
+        Err(kujira_store::CommandError::Store(e)) => Err(e.into()),
+        Err(
+            kujira_store::CommandError::Contended(_) | kujira_store::CommandError::Stale { .. },
+        ) => Err(OpenError::Contended),
     }
 }

@@ -24,7 +24,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use kujira_config::{Clock, Config};
 use kujira_domain::inquiry::DateRules;
-use kujira_eventlog::EventStore;
+use kujira_store::Store;
 use kujira_web::{Kit, Signer};
 
 pub use api::{IDEMPOTENCY_KEY, openapi};
@@ -42,7 +42,7 @@ pub struct IntakeState {
 #[derive(Debug)]
 struct Inner {
     config: Arc<Config>,
-    store: EventStore,
+    store: Store,
     kit: Kit,
     inquiry_form: forms::FormDef,
     tour_request_form: forms::FormDef,
@@ -54,13 +54,13 @@ struct Inner {
 }
 
 impl IntakeState {
-    pub fn new(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Self {
         let kit = Kit::new(&config, clock);
         Self::with_kit(config, store, kit)
     }
 
     /// Shares a [`Kit`] with other services, so that they share one per-IP count.
-    pub fn with_kit(config: Arc<Config>, store: EventStore, kit: Kit) -> Self {
+    pub fn with_kit(config: Arc<Config>, store: Store, kit: Kit) -> Self {
         let secret = config.secret.expose();
         Self {
             inner: Arc::new(Inner {
@@ -80,7 +80,7 @@ impl IntakeState {
         &self.inner.kit
     }
 
-    pub fn store(&self) -> &EventStore {
+    pub fn store(&self) -> &Store {
         &self.inner.store
     }
 

@@ -10,8 +10,13 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
 use kujira_config::Config;
 use kujira_domain::inquiry::ConsultationEvent;
-use kujira_domain::inquiry::{CaseOpening, Inquiry, TourRequest};
-use kujira_domain::mail::{MailContent, MailQueued, MailRequested, RenderError, RenderMail};
+use kujira_domain::inquiry::{
+    CaseOpening, Inquiry, InquiryPersonal, TourRequest, TourRequestPersonal,
+};
+use kujira_domain::mail::{
+    MailContent, MailFacts, MailQueued, MailRequested, RenderError, RenderMail,
+};
+use kujira_domain::person::ContactDetails;
 use maud::{Markup, html};
 
 fn weekday_ja(w: Weekday) -> &'static str {
@@ -192,7 +197,9 @@ fn build(config: &Config, opening: &CaseOpening, p: Parts) -> Vec<MailRequested>
                 text: staff_text,
                 html: Some(staff_html),
                 attachments: vec![],
-            },
+                unsubscribe_url: None,
+            }
+            .into(),
         },
         MailRequested {
             key: format!("{}/{}/applicant", p.key_prefix, opening.case_id),
@@ -203,7 +210,9 @@ fn build(config: &Config, opening: &CaseOpening, p: Parts) -> Vec<MailRequested>
                 text: applicant_text,
                 html: Some(applicant_html),
                 attachments: vec![],
-            },
+                unsubscribe_url: None,
+            }
+            .into(),
         },
     ]
 }
@@ -226,14 +235,16 @@ fn queue(
     concierge: &str,
 ) -> Vec<MailQueued> {
     vec![
-        MailQueued {
-            key: format!("{key_prefix}/{}/concierge", opening.case_id),
-            template: concierge.into(),
-        },
-        MailQueued {
-            key: format!("{key_prefix}/{}/applicant", opening.case_id),
-            template: applicant.into(),
-        },
+        MailQueued::to_staff(
+            format!("{key_prefix}/{}/concierge", opening.case_id),
+            concierge,
+            Some(opening.person_id),
+        ),
+        MailQueued::to_applicant(
+            format!("{key_prefix}/{}/applicant", opening.case_id),
+            applicant,
+            opening.person_id,
+        ),
     ]
 }
 
@@ -280,37 +291,67 @@ impl RenderMail for MailTemplates {
         ]
     }
 
-    fn render(
-        &self,
-        mail: &MailQueued,
-        stream: &[(String, serde_json::Value)],
-    ) -> Result<MailContent, RenderError> {
-        for (event_type, data) in stream {
+    fn render(&self, mail: &MailQueued, facts: &MailFacts<'_>) -> Result<MailContent, RenderError> {
+        let correction = kujira_domain::person::latest_correction(facts.person);
+        for (event_type, data) in facts.stream {
             if event_type != "InquirySubmitted" && event_type != "TourRequestSubmitted" {
                 continue;
             }
             let event: ConsultationEvent =
                 serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
                     .map_err(|e| RenderError::Decode(e.to_string()))?;
+            let erased = || RenderError::Erased(mail.key.clone());
             let rendered = match &event {
                 ConsultationEvent::InquirySubmitted(s) => {
-                    inquiry_mails(&self.config, &s.opening, &s.inquiry)
+                    let mut p = s.inquiry.personal.known().cloned().ok_or_else(erased)?;
+                    if let Some(c) = &correction {
+                        correct_inquiry(&mut p, c);
+                    }
+                    inquiry_mails(&self.config, &s.opening, &s.inquiry, &p)
                 }
                 ConsultationEvent::TourRequestSubmitted(s) => {
-                    tour_request_mails(&self.config, &s.opening, &s.request)
+                    let mut p = s.request.personal.known().cloned().ok_or_else(erased)?;
+                    if let Some(c) = &correction {
+                        correct_tour_request(&mut p, c);
+                    }
+                    tour_request_mails(&self.config, &s.opening, &s.request, &p)
                 }
                 _ => continue,
             };
             if let Some(m) = rendered.into_iter().find(|m| m.key == mail.key) {
-                return Ok(m.personal);
+                return m.personal.into_known().ok_or_else(erased);
             }
         }
         Err(RenderError::NoFacts(mail.key.clone()))
     }
 }
 
+/// Mail goes to the person as they are now: a corrected name or address wins over
+/// the one submitted.
+fn correct_inquiry(p: &mut InquiryPersonal, c: &ContactDetails) {
+    p.name = c.name.clone();
+    p.name_kana = c.name_kana.clone();
+    p.email = c.email.clone();
+    p.phone = c.phone.clone();
+    p.postal_code = c.postal_code.clone();
+}
+
+fn correct_tour_request(p: &mut TourRequestPersonal, c: &ContactDetails) {
+    p.name = c.name.clone();
+    p.name_kana = c.name_kana.clone();
+    p.email = c.email.clone();
+    if let Some(phone) = &c.phone {
+        p.phone = phone.clone();
+    }
+}
+
 /// The concierge notice and the auto-reply of a new inquiry.
-pub fn inquiry_mails(config: &Config, opening: &CaseOpening, i: &Inquiry) -> Vec<MailRequested> {
+pub fn inquiry_mails(
+    config: &Config,
+    opening: &CaseOpening,
+    i: &Inquiry,
+    p: &InquiryPersonal,
+) -> Vec<MailRequested> {
     use kujira_domain::values::{
         AgeGroup, ConsultationMethod, Gender, Household, MoveTiming, Segment, Source, Topic,
     };
@@ -325,7 +366,6 @@ pub fn inquiry_mails(config: &Config, opening: &CaseOpening, i: &Inquiry) -> Vec
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let p = &i.personal;
     let common = vec![
         ("移住の形", Segment::label_ja(i.segment).to_owned()),
         ("お住まいの都道府県", i.prefecture.name().to_owned()),
@@ -377,6 +417,7 @@ pub fn tour_request_mails(
     config: &Config,
     opening: &CaseOpening,
     r: &TourRequest,
+    p: &TourRequestPersonal,
 ) -> Vec<MailRequested> {
     use kujira_domain::values::TourInterest;
     let dates = r
@@ -386,7 +427,6 @@ pub fn tour_request_mails(
         .map(|(n, d)| format!("第{}希望：{}", n + 1, date_ja(*d)))
         .collect::<Vec<_>>()
         .join("\n");
-    let p = &r.personal;
     let party = format!("大人 {}人、子ども {}人", r.adults, r.children);
     let staff_rows = vec![
         ("お名前", format!("{}（{}）", p.name, p.name_kana)),

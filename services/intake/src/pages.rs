@@ -104,7 +104,7 @@ pub async fn show(s: &IntakeState, which: Which, jar: CookieJar, ip: ClientIp) -
     let token = s.kit().form_tokens().issue(which.def(s).token_name, now);
     if s.kit().funnel_allowed(ip.0) {
         funnel::record(
-            s.store(),
+            s.store().events(),
             token.id,
             &FunnelEvent::FormViewed {
                 form: which.funnel(),
@@ -169,7 +169,7 @@ pub async fn confirm(
     let now = s.kit().now();
     if s.kit().funnel_allowed(ip.0) {
         funnel::record(
-            s.store(),
+            s.store().events(),
             token.id,
             &FunnelEvent::ConfirmViewed {
                 form: which.funnel(),
@@ -227,7 +227,7 @@ pub async fn submit(
             at: now,
             reason: SpamReason::Honeypot,
         };
-        funnel::record(s.store(), token.id, &flag).await;
+        funnel::record(s.store().events(), token.id, &flag).await;
         tracing::info!(journey = %token.id, form = which.funnel().as_str(), "honeypot filled; submission flagged and dropped");
         return Ok(to_complete(s, which, jar, None));
     }
@@ -258,7 +258,12 @@ pub async fn submit(
                 correlation_id: token.id,
                 fingerprint: None,
             };
-            cases::open(s, sub, |opening| match valid {
+            let email = match &valid {
+                Valid::Inquiry(i) => i.personal.known().map(|p| p.email.clone()),
+                Valid::TourRequest(r) => r.personal.known().map(|p| p.email.clone()),
+            }
+            .ok_or_else(|| internal(&"a validated submission has no personal part"))?;
+            cases::open(s, sub, &email, |opening| match valid {
                 Valid::Inquiry(inquiry) => ConsultationCommand::SubmitInquiry {
                     mails: mail::inquiry_queue(&opening),
                     submission: InquirySubmitted { opening, inquiry },
@@ -277,7 +282,7 @@ pub async fn submit(
         at: now,
         case_id: opened.case_id,
     };
-    funnel::record(s.store(), token.id, &done).await;
+    funnel::record(s.store().events(), token.id, &done).await;
     Ok(to_complete(s, which, jar, Some(&opened)))
 }
 

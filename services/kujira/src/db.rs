@@ -62,6 +62,19 @@ impl Database {
             .context("cannot apply the database migrations")
     }
 
+    /// The personal event store: the log behind the vault, unlocked with the
+    /// configured master key (a wrong or missing key stops here, with a message that
+    /// says what to do).
+    pub async fn store(&self, config: &Config) -> anyhow::Result<kujira_store::Store> {
+        let vault = kujira_store::Vault::unlock(self.pool.clone(), &config.master_key)
+            .await
+            .context("cannot open the vault of personal data")?;
+        Ok(kujira_store::Store::new(
+            kujira_eventlog::EventStore::new(self.pool.clone()),
+            vault,
+        ))
+    }
+
     /// Closes the pool and stops the private cluster if this process started it.
     pub async fn close(self) -> anyhow::Result<()> {
         self.pool.close().await;
@@ -78,6 +91,7 @@ impl Database {
 pub fn migrator() -> sqlx::migrate::Migrator {
     kujira_pgembed::combine(&[
         &kujira_eventlog::MIGRATOR,
+        &kujira_store::MIGRATOR,
         &kujira_intake::MIGRATOR,
         &kujira_tours::MIGRATOR,
         &kujira_scheduler::MIGRATOR,

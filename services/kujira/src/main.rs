@@ -32,6 +32,18 @@ enum Command {
         #[command(subcommand)]
         command: kujira_tours::ToursCommand,
     },
+    /// Personal data (個人情報): sealing legacy events, erasure, export, statistics.
+    Privacy {
+        #[command(subcommand)]
+        command: PrivacyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrivacyCommand {
+    /// Seals, in one transaction, the personal data of events written before it was
+    /// encrypted per person. `serve` refuses to start until this has run.
+    SealLegacy,
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,25 +72,63 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Opens the database (joining or starting the private cluster), migrates, runs
+/// `f`, and closes the database whatever `f` returned, so that a failed command never
+/// leaves a cluster running behind it.
+async fn with_db<T>(
+    config: &kujira_config::Config,
+    f: impl AsyncFnOnce(&db::Database) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let db = db::Database::open(config).await?;
+    let result = match db.migrate().await {
+        Ok(()) => f(&db).await,
+        Err(e) => Err(e),
+    };
+    let closed = db.close().await;
+    let value = result?;
+    closed?;
+    Ok(value)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = kujira_config::Config::from_env().context("invalid configuration")?;
     match cli.command {
         Command::Serve => serve::serve(config).await,
         Command::Migrate => {
-            let db = db::Database::open(&config).await?;
-            db.migrate().await?;
+            with_db(&config, async |_| Ok(())).await?;
             eprintln!("kujira: migrations applied");
-            db.close().await
+            Ok(())
         }
         Command::Tours { command } => {
-            let db = db::Database::open(&config).await?;
-            db.migrate().await?;
-            let state = serve::tours_state(&config, &db);
-            let mut out = std::io::stdout().lock();
-            let result = kujira_tours::run_cli(&state, command, &mut out).await;
-            out.flush().ok();
-            db.close().await?;
-            result
+            with_db(&config, async |db| {
+                let store = db.store(&config).await?;
+                let state = serve::tours_state(&config, store);
+                let mut out = std::io::stdout().lock();
+                let result = kujira_tours::run_cli(&state, command, &mut out).await;
+                out.flush().ok();
+                result
+            })
+            .await
+        }
+        Command::Privacy {
+            command: PrivacyCommand::SealLegacy,
+        } => {
+            let report = with_db(&config, async |db| {
+                let store = db.store(&config).await?;
+                kujira_store::legacy::seal_legacy(store.vault())
+                    .await
+                    .context("cannot seal the legacy events")
+            })
+            .await?;
+            if report.already_done {
+                eprintln!("kujira: nothing to seal: every event's personal data is encrypted");
+            } else {
+                eprintln!(
+                    "kujira: sealed {} events of {} persons",
+                    report.sealed, report.persons
+                );
+            }
+            Ok(())
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use kujira_config::{Clock, Config, SystemClock};
 use kujira_eventlog::EventStore;
 use kujira_projector::Projector;
+use kujira_store::Store;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -22,12 +23,8 @@ use crate::db::Database;
 /// How long in-flight requests and workers get to finish after SIGINT/SIGTERM.
 const GRACE: Duration = Duration::from_secs(20);
 
-pub fn tours_state(config: &Config, db: &Database) -> kujira_tours::ToursState {
-    kujira_tours::ToursState::new(
-        Arc::new(config.clone()),
-        EventStore::new(db.pool.clone()),
-        Arc::new(SystemClock),
-    )
+pub fn tours_state(config: &Config, store: Store) -> kujira_tours::ToursState {
+    kujira_tours::ToursState::new(Arc::new(config.clone()), store, Arc::new(SystemClock))
 }
 
 /// Every projection `serve` runs.
@@ -44,9 +41,18 @@ struct Health {
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = Database::open(&config).await?;
+    // Whatever stops the service, a failed start included, the private cluster
+    // stops with it.
+    let served = serve_on(&db, config).await;
+    let closed = db.close().await;
+    served.and(closed)
+}
+
+async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
     db.migrate().await?;
+    let store = db.store(&config).await?;
+    kujira_store::legacy::ensure_sealed(store.pool()).await?;
     let config = Arc::new(config);
-    let store = EventStore::new(db.pool.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let app = app(config.clone(), store.clone(), clock.clone());
@@ -57,11 +63,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(projector(&store).run(shutdown.clone()));
-    let mailer = kujira_scheduler::Mailer::from_config(store.clone(), &config, clock.clone())?
-        .with_renderer(Arc::new(kujira_intake::mail::MailTemplates::new(
-            config.clone(),
-        )));
+    workers.spawn(projector(store.events()).run(shutdown.clone()));
+    workers.spawn({
+        let watch = store
+            .vault()
+            .clone()
+            .watch_erasures(store.events().clone(), shutdown.clone());
+        async move {
+            watch.await;
+            anyhow::Ok(())
+        }
+    });
+    let mailer = mailer(&config, &store, clock.clone())?;
     workers.spawn(mailer.run(shutdown.clone()));
 
     // Written with errors ignored: a closed stdout (a detached terminal, a pipe the
@@ -109,12 +122,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("workers did not stop in time");
     }
-    db.close().await?;
     served
 }
 
+/// The mailer with every service's templates.
+pub fn mailer(
+    config: &Arc<Config>,
+    store: &Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<kujira_scheduler::Mailer> {
+    Ok(
+        kujira_scheduler::Mailer::from_config(store.clone(), config, clock)?
+            .with_renderer(Arc::new(kujira_intake::mail::MailTemplates::new(
+                config.clone(),
+            )))
+            .with_renderer(Arc::new(kujira_tours::TourMailTemplates::new(
+                config.clone(),
+            ))),
+    )
+}
+
 /// The whole HTTP surface: every service's router, health checks and the OpenAPI document.
-pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Router {
+pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
     // One kit for both public services, so that the per-IP submission limit counts
     // inquiries and tour sign-ups together.
     let kit = kujira_web::Kit::new(&config, clock.clone());
@@ -133,7 +162,12 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
     let doc = Arc::new(doc);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz).with_state(Health { store }))
+        .route(
+            "/readyz",
+            get(readyz).with_state(Health {
+                store: store.events().clone(),
+            }),
+        )
         .route(
             "/api/openapi.json",
             get(move || {

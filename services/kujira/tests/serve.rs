@@ -135,6 +135,50 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
     assert_ne!(first["reference"], second["reference"]);
     assert_eq!(wait_for_files(&data.join("outbox"), 4), 4);
     stop(server);
+
+    // The master key was generated on the first run; a wrong one for the same data
+    // stops the start-up with a message that says what to do, and the cluster stops.
+    assert!(data.join("master.key").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_kujira"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("KUJIRA_DATA_DIR", &data)
+        .env("KUJIRA_ADDR", "127.0.0.1:0")
+        .env(
+            "KUJIRA_MASTER_KEY",
+            "d3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmctd3I=",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a wrong master key must stop serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("master key") && stderr.contains("KUJIRA_MASTER_KEY"),
+        "{stderr}"
+    );
+    assert!(
+        !data.join("pg/postmaster.pid").exists(),
+        "a failed start stops the private cluster too"
+    );
+    // So does a missing key file.
+    std::fs::rename(data.join("master.key"), data.join("master.key.bak")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kujira"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env("KUJIRA_DATA_DIR", &data)
+        .env("KUJIRA_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a missing master key must stop serve"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("master.key"), "{stderr}");
+    assert!(
+        !data.join("master.key").exists(),
+        "no new key for existing data"
+    );
     remove_data(&data);
 }
 

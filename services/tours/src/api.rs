@@ -218,7 +218,8 @@ pub async fn sign_up(
     };
     // A retry with the same key must be the same request, not a second party.
     if done.recorded.is_empty()
-        && (signed.personal.email != new.personal.email || signed.party != new.party)
+        && (signed.personal.known().map(|p| &p.email) != Some(&new.personal.email)
+            || signed.party != new.party)
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -37,7 +37,8 @@ impl TourCatalogueProjection {
         else {
             return Ok(());
         };
-        let e: TourEvent = event.decode()?;
+        // The catalogue counts places; it never needs, or keeps, anyone's data.
+        let e: TourEvent = kujira_store::decode_without_personal(event)?;
         let q = match &e {
             TourEvent::TourScheduled(s) => {
                 let d = &s.details;

@@ -21,11 +21,12 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use kujira_config::{Clock, Config};
-use kujira_eventlog::EventStore;
+use kujira_store::Store;
 use kujira_web::Kit;
 
 pub use catalogue::{TourCatalogueProjection, TourSummary};
 pub use cli::{ToursCommand, run_cli};
+pub use mail::TourMailTemplates;
 pub use service::{Actor, CommandError, Executed, Tours};
 
 /// The migrations of this crate's tables (versions 20261124000200–20261124000299).
@@ -40,7 +41,7 @@ pub struct ToursState {
 
 impl ToursState {
     /// Builds the state with its own web kit.
-    pub fn new(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Self {
         let kit = Kit::new(&config, clock.clone());
         Self {
             tours: Tours::new(config, store, clock),
@@ -67,7 +68,7 @@ impl ToursState {
         self.tours.config()
     }
 
-    pub fn store(&self) -> &EventStore {
+    pub fn store(&self) -> &Store {
         self.tours.store()
     }
 }
@@ -120,11 +121,11 @@ mod tests {
         let config = Arc::new(Config::for_tests(dir.path()));
         // Never connected: the requests below must not reach the tour handlers.
         let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
-        let state = ToursState::new(
-            config,
-            EventStore::new(pool),
-            Arc::new(kujira_config::SystemClock),
+        let store = Store::new(
+            kujira_eventlog::EventStore::new(pool.clone()),
+            kujira_store::Vault::unchecked(pool, &[0; 32]),
         );
+        let state = ToursState::new(config, store, Arc::new(kujira_config::SystemClock));
         let intake = Router::new()
             .route("/tours/request", get(|| async { "intake" }))
             .route("/tours/request/confirm", post(|| async { "intake" }))

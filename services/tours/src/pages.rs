@@ -187,7 +187,7 @@ pub async fn show(
         let token = kit.form_tokens().issue(&form_name(tour_id), now);
         if kit.funnel_allowed(ip) {
             kujira_web::funnel::record(
-                s.store(),
+                s.store().events(),
                 token.id,
                 &FunnelEvent::FormViewed {
                     form: FunnelForm::TourSignup,
@@ -421,7 +421,7 @@ pub async fn confirm(
     };
     if kit.funnel_allowed(ip) {
         kujira_web::funnel::record(
-            s.store(),
+            s.store().events(),
             token.id,
             &FunnelEvent::ConfirmViewed {
                 form: FunnelForm::TourSignup,
@@ -523,7 +523,7 @@ pub async fn submit(
     if !form.get(fields::HONEYPOT_FIELD).is_empty() {
         // Looks accepted, goes nowhere: a bot learns nothing.
         kujira_web::funnel::record(
-            s.store(),
+            s.store().events(),
             token.id,
             &FunnelEvent::SpamFlagged {
                 form: FunnelForm::TourSignup,
@@ -566,7 +566,7 @@ pub async fn submit(
         Err(e) => return Err(internal(kit, &e)),
     }
     kujira_web::funnel::record(
-        s.store(),
+        s.store().events(),
         token.id,
         &FunnelEvent::Submitted {
             form: FunnelForm::TourSignup,
@@ -687,10 +687,14 @@ pub async fn sign_up(
     ) && state.status != TourStatus::Cancelled
         && now < d.starts_at;
     let (jar, csrf) = kit.csrf().issue(jar);
-    let p = &su.personal;
+    let p = su.personal.known();
+    let erased = kujira_domain::personal::ERASED_JA.to_owned();
     let rows: Vec<(&str, String)> = vec![
         ("状況", status_ja(&state, su)),
-        ("代表者", format!("{} 様", p.name)),
+        (
+            "代表者",
+            p.map_or(erased.clone(), |p| format!("{} 様", p.name)),
+        ),
         (
             "参加人数",
             format!("大人{}名・子ども{}名", su.party.adults, su.party.children),
@@ -703,10 +707,12 @@ pub async fn sign_up(
         ),
         (
             "配慮事項",
-            p.needs
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
+            p.map_or(erased, |p| {
+                p.needs
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            }),
         ),
     ];
     let action = if su.status == SignUpStatus::Waitlisted {

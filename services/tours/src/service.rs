@@ -1,31 +1,28 @@
-//! Runs tour commands against the event log: load, decide, append with the expected
-//! version, and on a lost race load again and decide again.
+//! Runs tour commands through the one command path (`kujira_store::execute`): load
+//! the tour's stream, decide, append the facts and the mails they cause with the
+//! expected version, and on a lost race load again and decide again.
 //!
-//! Each process keeps every tour it has touched in memory (state and version) and
-//! serialises the commands of one tour behind a per-tour lock, so that concurrent
-//! requests in one process do not race each other into a storm of conflicts. The
-//! lock is only an optimisation: the expected version on every append is what keeps
-//! two processes (or a stale cache) from ever over-booking a tour.
+//! Every tour this process has touched stays in a [`StateCache`], and the commands
+//! of one tour are serialised behind it, so that concurrent sign-ups in one process
+//! do not race each other into a storm of conflicts. The cache is only an
+//! optimisation: the expected version on every append is what keeps two processes
+//! from ever over-booking a tour.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kujira_config::{Clock, Config};
 use kujira_domain::decider::Decider;
 use kujira_domain::tour::{self, Tour, TourCommand, TourError, TourEvent, TourState};
-use kujira_eventlog::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamName};
+use kujira_eventlog::StreamName;
+use kujira_store::{CommandContext, StateCache, Store};
 use uuid::Uuid;
 
 use crate::mail;
 
-/// Ids of events and sign-ups are v5 uuids in this namespace, so that a retried
-/// request produces the very same ids.
+/// Sign-up ids are v5 uuids in this namespace, so that a retried request produces the
+/// very same ids.
 const NAMESPACE: Uuid = Uuid::from_u128(0x6b75_6a69_7261_2d74_6f75_7273_0000_0001);
-
-/// A command gives up after this many lost races in a row; with the per-tour lock
-/// only other processes can win one, so this is never reached in practice.
-const MAX_ATTEMPTS: usize = 500;
 
 /// The stream of a tour.
 pub fn stream(tour_id: Uuid) -> StreamName {
@@ -40,10 +37,6 @@ pub fn sign_up_id_for(tour_id: Uuid, origin: &str, token: &str) -> Uuid {
     )
 }
 
-fn event_id(stream: &StreamName, event: &TourEvent) -> Uuid {
-    Uuid::new_v5(&NAMESPACE, format!("{stream}/{}", event.key()).as_bytes())
-}
-
 /// Why a command did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -53,7 +46,26 @@ pub enum CommandError {
     #[error("the tour stream stays contended after {0} attempts")]
     Contended(usize),
     #[error(transparent)]
-    Store(#[from] kujira_eventlog::Error),
+    Store(#[from] kujira_store::StoreError),
+}
+
+impl From<kujira_store::CommandError<TourError>> for CommandError {
+    fn from(e: kujira_store::CommandError<TourError>) -> Self {
+        use kujira_store::CommandError as E;
+        match e {
+            E::Refused(r) => Self::Refused(r),
+            E::Contended(n) => Self::Contended(n),
+            E::Store(s) => Self::Store(s),
+            // Tour commands carry no seen version: they always decide on the latest.
+            E::Stale { .. } => Self::Contended(1),
+        }
+    }
+}
+
+impl From<kujira_eventlog::Error> for CommandError {
+    fn from(e: kujira_eventlog::Error) -> Self {
+        Self::Store(e.into())
+    }
 }
 
 /// The outcome of a command.
@@ -82,19 +94,13 @@ impl Actor {
     }
 }
 
-#[derive(Debug, Default)]
-struct Cached {
-    state: TourState,
-    version: u64,
-}
-
-/// The command side of tours, shared by the web handlers and the CLI.
+/// The command side of tours, shared by the web handlers, the desk and the CLI.
 #[derive(Clone)]
 pub struct Tours {
     config: Arc<Config>,
-    store: EventStore,
+    store: Store,
     clock: Arc<dyn Clock>,
-    cache: Arc<Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Cached>>>>>,
+    cache: Arc<StateCache<Tour>>,
 }
 
 impl std::fmt::Debug for Tours {
@@ -104,7 +110,7 @@ impl std::fmt::Debug for Tours {
 }
 
 impl Tours {
-    pub fn new(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Self {
         Self {
             config,
             store,
@@ -117,7 +123,7 @@ impl Tours {
         &self.config
     }
 
-    pub fn store(&self) -> &EventStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
@@ -125,130 +131,57 @@ impl Tours {
         self.clock.now()
     }
 
-    fn entry(&self, tour_id: Uuid) -> Arc<tokio::sync::Mutex<Cached>> {
-        let mut map = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(tour_id).or_default().clone()
-    }
-
-    /// Drops the cache entry of a tour that does not exist, so that requests for
-    /// made-up ids cannot grow the cache.
-    fn forget_if_unknown(&self, tour_id: Uuid) {
-        let mut map = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let unknown = map
-            .get(&tour_id)
-            .is_some_and(|e| e.try_lock().is_ok_and(|c| c.version == 0));
-        if unknown {
-            map.remove(&tour_id);
-        }
-    }
-
-    /// Folds in whatever was appended to the stream since the cached version.
-    async fn catch_up(&self, tour_id: Uuid, cached: &mut Cached) -> Result<(), CommandError> {
-        let stream = stream(tour_id);
-        loop {
-            let page = self
-                .store
-                .read_stream(&stream, cached.version, 1000)
-                .await?;
-            let done = page.len() < 1000;
-            for recorded in &page {
-                let event: TourEvent = recorded.decode()?;
-                cached.state = Tour::evolve(std::mem::take(&mut cached.state), &event);
-                cached.version = recorded.stream_version;
-            }
-            if done {
-                return Ok(());
-            }
-        }
-    }
-
     /// The tour as its stream says now. `None` when it was never scheduled.
     pub async fn load(&self, tour_id: Uuid) -> Result<Option<TourState>, CommandError> {
-        let entry = self.entry(tour_id);
-        let mut cached = entry.lock().await;
-        self.catch_up(tour_id, &mut cached).await?;
-        if cached.version == 0 {
-            drop(cached);
-            self.forget_if_unknown(tour_id);
-            return Ok(None);
-        }
-        Ok(cached.state.details.is_some().then(|| cached.state.clone()))
+        let (state, version) =
+            kujira_store::load::<Tour>(&self.store, &stream(tour_id), Some(&self.cache)).await?;
+        Ok((version > 0 && state.details.is_some()).then_some(state))
     }
 
     /// Decides `command` on the tour's stream and appends the facts and the mails
-    /// they cause in one append, retrying on a lost race.
+    /// they cause in one append, retrying on a lost race. A sign-up not yet
+    /// attributed to a person is attributed here, by its email address.
     pub async fn execute(
         &self,
         tour_id: Uuid,
-        command: TourCommand,
+        mut command: TourCommand,
         actor: &Actor,
     ) -> Result<Executed, CommandError> {
-        let stream = stream(tour_id);
-        let entry = self.entry(tour_id);
-        let mut cached = entry.lock().await;
-        for attempt in 1..=MAX_ATTEMPTS {
-            self.catch_up(tour_id, &mut cached).await?;
-            let decided = match Tour::decide(&cached.state, &command) {
-                Ok(decided) => decided,
-                Err(e) => {
-                    if cached.version == 0 {
-                        drop(cached);
-                        self.forget_if_unknown(tour_id);
-                    }
-                    return Err(e.into());
-                }
-            };
-            if decided.is_empty() {
-                return Ok(Executed {
-                    state: cached.state.clone(),
-                    recorded: vec![],
-                });
-            }
-            let after = decided.iter().fold(cached.state.clone(), Tour::evolve);
-            let mails = mail::mails_for(&self.config, tour_id, &after, &decided);
-            let recorded: Vec<TourEvent> = decided
-                .into_iter()
-                .chain(mails.into_iter().map(TourEvent::MailRequested))
-                .collect();
-            let metadata = Metadata::new(actor.name.clone(), actor.correlation_id);
-            let new_events = recorded
-                .iter()
-                .map(|e| NewEvent::encode(event_id(&stream, e), e, metadata.clone()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let expected = match cached.version {
-                0 => ExpectedVersion::NoStream,
-                n => ExpectedVersion::Exact(n),
-            };
-            match self.store.append(&stream, expected, new_events).await {
-                Ok(result) if result.replayed => {
-                    // The same facts were recorded by a twin request (a double submit
-                    // that reached another process): take the stored ones as they are.
-                    tracing::debug!(%tour_id, "tour command was already recorded");
-                    self.catch_up(tour_id, &mut cached).await?;
-                    return Ok(Executed {
-                        state: cached.state.clone(),
-                        recorded: vec![],
-                    });
-                }
-                Ok(result) => {
-                    cached.state = after.clone();
-                    cached.version = result.stream_version;
-                    return Ok(Executed {
-                        state: after,
-                        recorded,
-                    });
-                }
-                // Somebody else appended first (another process), or these very
-                // facts were recorded at another version: read again, decide again.
-                Err(e @ kujira_eventlog::Error::Conflict { .. })
-                | Err(e @ kujira_eventlog::Error::DuplicateEventId(_)) => {
-                    tracing::debug!(%tour_id, attempt, error = %e, "lost a race; deciding again");
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        if let TourCommand::SignUp { sign_up, .. } = &mut command
+            && sign_up.person_id.is_nil()
+        {
+            let person = self
+                .store
+                .vault()
+                .person_for_email(&sign_up.personal.email)
+                .await
+                .map_err(kujira_store::StoreError::from)?;
+            sign_up.person_id = person.person_id;
         }
-        Err(CommandError::Contended(MAX_ATTEMPTS))
+        let ctx = CommandContext::new(actor.name.clone()).correlation(actor.correlation_id);
+        let executed = kujira_store::execute::<Tour>(
+            &self.store,
+            &stream(tour_id),
+            &ctx,
+            Some(&self.cache),
+            |state| {
+                let decided = Tour::decide(state, &command)?;
+                if decided.is_empty() {
+                    return Ok(decided);
+                }
+                let after = decided.iter().fold(state.clone(), Tour::evolve);
+                let mails = mail::mails_for(tour_id, &after, &decided);
+                Ok(decided
+                    .into_iter()
+                    .chain(mails.into_iter().map(TourEvent::MailQueued))
+                    .collect())
+            },
+        )
+        .await?;
+        Ok(Executed {
+            state: executed.state,
+            recorded: executed.recorded,
+        })
     }
 
     /// Every tour ever scheduled, in the order they were scheduled, read from the
@@ -259,13 +192,19 @@ impl Tours {
         loop {
             let page = self
                 .store
+                .events()
                 .read_all(from, 1000, Some(&["TourScheduled"]))
                 .await?;
             let Some(last) = page.last() else { break };
             from = last.checkpoint();
             for e in &page {
-                if let Ok(TourEvent::TourScheduled(s)) = e.decode::<TourEvent>() {
-                    ids.push(s.tour_id);
+                if let Some(id) = e
+                    .data
+                    .get("tour_id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                {
+                    ids.push(id);
                 }
             }
         }

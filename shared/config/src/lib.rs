@@ -5,6 +5,7 @@
 //! An invalid value fails at start-up with a message that names the variable.
 
 mod clock;
+pub mod keyfile;
 mod words;
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     /// `KUJIRA_SECRET`, or the one generated into `data_dir/secret`.
     pub secret: Secret,
+    /// Where the master key that wraps every person's data key comes from.
+    pub master_key: MasterKeySetting,
     /// `KUJIRA_SUBMISSIONS_PER_IP_PER_HOUR`; 0 turns the limit off.
     pub submissions_per_ip_per_hour: u32,
     /// `KUJIRA_INQUIRY_LEAD_DAYS`: how far ahead a preferred consultation date must be.
@@ -69,6 +72,68 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(..)")
+    }
+}
+
+/// The master key: `KUJIRA_MASTER_KEY` (base64 of 32 bytes), or the file named by
+/// `KUJIRA_MASTER_KEY_FILE`, or else `data_dir/master.key`, generated on the first
+/// run (by the vault, which knows whether the database already holds keys).
+#[derive(Clone)]
+pub enum MasterKeySetting {
+    /// From `KUJIRA_MASTER_KEY` or `KUJIRA_MASTER_KEY_FILE` (read at start-up).
+    Given { bytes: Secret, origin: String },
+    /// `data_dir/master.key`, which may not exist yet.
+    DataDir(PathBuf),
+}
+
+impl std::fmt::Debug for MasterKeySetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Given { origin, .. } => write!(f, "MasterKeySetting::Given({origin})"),
+            Self::DataDir(p) => f.debug_tuple("MasterKeySetting::DataDir").field(p).finish(),
+        }
+    }
+}
+
+/// Length of the master key, in bytes (AES-256).
+pub const MASTER_KEY_LEN: usize = 32;
+
+fn master_key_setting(
+    get: &impl Fn(&str) -> Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<MasterKeySetting> {
+    match (get("KUJIRA_MASTER_KEY"), get("KUJIRA_MASTER_KEY_FILE")) {
+        (Some(_), Some(_)) => {
+            bail!("KUJIRA_MASTER_KEY and KUJIRA_MASTER_KEY_FILE are both set: set only one")
+        }
+        (Some(value), None) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .ok()
+                .filter(|b| b.len() == MASTER_KEY_LEN)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "KUJIRA_MASTER_KEY must be {MASTER_KEY_LEN} bytes in base64 \
+                         (make one with `openssl rand -base64 32`)"
+                    )
+                })?;
+            Ok(MasterKeySetting::Given {
+                bytes: Secret(bytes),
+                origin: "KUJIRA_MASTER_KEY".into(),
+            })
+        }
+        (None, Some(path)) => {
+            let bytes = keyfile::read(Path::new(&path), MASTER_KEY_LEN)
+                .context("KUJIRA_MASTER_KEY_FILE")?;
+            if bytes.len() != MASTER_KEY_LEN {
+                bail!("KUJIRA_MASTER_KEY_FILE: {path} must hold exactly {MASTER_KEY_LEN} bytes");
+            }
+            Ok(MasterKeySetting::Given {
+                bytes: Secret(bytes),
+                origin: format!("KUJIRA_MASTER_KEY_FILE ({path})"),
+            })
+        }
+        (None, None) => Ok(MasterKeySetting::DataDir(data_dir.join("master.key"))),
     }
 }
 
@@ -144,6 +209,7 @@ impl Config {
             Some(s) => Secret(s.into_bytes()),
             None => load_or_create_secret(&data_dir)?,
         };
+        let master_key = master_key_setting(&get, &data_dir)?;
         let words = CityWords::from_lookup(&get)?;
         let trusted_proxies = get("KUJIRA_TRUSTED_PROXIES")
             .unwrap_or_else(|| "127.0.0.1/8,::1/128".into())
@@ -169,6 +235,7 @@ impl Config {
             concierge_emails,
             timezone,
             secret,
+            master_key,
             submissions_per_ip_per_hour,
             inquiry_lead_days,
             trusted_proxies,
@@ -183,6 +250,8 @@ impl Config {
         let mut cfg = Self::from_lookup(|k| match k {
             "KUJIRA_DATA_DIR" => Some(dir.clone()),
             "KUJIRA_SECRET" => Some("test-secret-test-secret-test-secret!".into()),
+            // A fixed key, so that tests never write a key file or depend on one.
+            "KUJIRA_MASTER_KEY" => Some("a3VqaXJhLXRlc3QtbWFzdGVyLWtleS0zMi1ieXRlcyE=".into()),
             "KUJIRA_PUBLIC_URL" => Some("https://kujira.example.jp".into()),
             "KUJIRA_MAIL_FROM" => Some("kujira@example.jp".into()),
             "KUJIRA_CONCIERGE_EMAILS" => Some("concierge@example.jp".into()),
@@ -227,38 +296,12 @@ fn check_address(var: &str, address: &str) -> anyhow::Result<()> {
 /// Generates the secret once, into the data directory, so that no variable is
 /// required to start and signed links survive restarts.
 fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<Secret> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-
     let path = data_dir.join("secret");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .with_context(|| format!("{} is not a valid secret file", path.display()))?;
-        return Ok(Secret(bytes));
+    let (bytes, created) = keyfile::load_or_generate(&path, 32)?;
+    if created == keyfile::Created::Written {
+        tracing::info!(path = %path.display(), "generated a new secret");
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("KUJIRA_DATA_DIR: cannot create {}", data_dir.display()))?;
-    let mut bytes = vec![0u8; 32];
-    rand::fill(&mut bytes[..]);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-    // create_new: two processes starting at once must not overwrite each other's secret.
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(mut f) => {
-            f.write_all(encoded.as_bytes())
-                .and_then(|()| f.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a new secret");
-            Ok(Secret(bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_secret(data_dir),
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
-    }
+    Ok(Secret(bytes))
 }
 
 #[cfg(test)]
@@ -305,11 +348,54 @@ mod tests {
             ("KUJIRA_MAIL_FROM", "nobody"),
             ("KUJIRA_PUBLIC_URL", "ftp://x"),
             ("KUJIRA_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
+            ("KUJIRA_MASTER_KEY", "c2hvcnQ="),
+            ("KUJIRA_MASTER_KEY_FILE", "/nonexistent/master.key"),
         ] {
             let err = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), (var, value)]))
                 .expect_err(var);
             assert!(format!("{err:#}").contains(var), "{var}: {err:#}");
         }
+    }
+
+    #[test]
+    fn an_empty_secret_file_stops_the_start_up_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        // What a crash between create and write used to leave behind.
+        std::fs::write(dir.path().join("secret"), "").unwrap();
+        let err = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d)])).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("secret") && msg.contains(d), "{msg}");
+    }
+
+    #[test]
+    fn the_master_key_comes_from_the_variable_the_file_or_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let cfg = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d)])).unwrap();
+        assert!(
+            matches!(&cfg.master_key, MasterKeySetting::DataDir(p) if p.ends_with("master.key"))
+        );
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let cfg = Config::from_lookup(lookup(&[
+            ("KUJIRA_DATA_DIR", d),
+            ("KUJIRA_MASTER_KEY", key),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(&cfg.master_key, MasterKeySetting::Given { bytes, .. } if bytes.expose() == b"0123456789abcdef0123456789abcdef")
+        );
+        let file = dir.path().join("mk");
+        std::fs::write(&file, key).unwrap();
+        let f = file.to_str().unwrap();
+        let cfg = Config::from_lookup(lookup(&[
+            ("KUJIRA_DATA_DIR", d),
+            ("KUJIRA_MASTER_KEY_FILE", f),
+        ]))
+        .unwrap();
+        assert!(matches!(&cfg.master_key, MasterKeySetting::Given { .. }));
+        // Never written as a side effect of reading the configuration.
+        assert!(!dir.path().join("master.key").exists());
     }
 
     #[test]

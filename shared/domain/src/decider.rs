@@ -27,3 +27,26 @@ pub trait Decider {
             .fold(Self::State::default(), Self::evolve)
     }
 }
+
+/// A decider whose events are stored on a stream: what the one command path
+/// (`kujira_store::execute`) needs to know besides deciding.
+pub trait Aggregate: Decider {
+    /// Whether `event`, appended after the version a staff member saw, means that
+    /// their view was stale. Mails and other bookkeeping are not.
+    fn significant(_event: &Self::Event) -> bool {
+        true
+    }
+
+    /// The id of the `index`-th event one command appends to `stream`: derived from
+    /// the command id, so that a retried request appends the very same events and the
+    /// log recognises it. Aggregates whose facts happen at most once can derive ids
+    /// from the facts instead.
+    fn event_id(
+        command_id: uuid::Uuid,
+        stream: &str,
+        index: usize,
+        _event: &Self::Event,
+    ) -> uuid::Uuid {
+        uuid::Uuid::new_v5(&command_id, format!("{stream}/{index}").as_bytes())
+    }
+}

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::decider::Decider;
 use crate::mail::{MailQueued, MailRequested};
+use crate::personal::Personal;
 use crate::values::{
     AgeGroup, ConsultationMethod, Email, FieldErrors, FreeText, Gender, Household, Kana,
     MoveTiming, PersonName, Phone, PostalCode, Prefecture, Segment, Source, Topic, TourInterest,
@@ -93,7 +94,7 @@ pub struct Inquiry {
     pub preferred_dates: Vec<DateTime<Utc>>,
     pub source: Option<Source>,
     pub newsletter: bool,
-    pub personal: InquiryPersonal,
+    pub personal: Personal<InquiryPersonal>,
 }
 
 /// Everything in an inquiry that identifies or describes a person.
@@ -121,7 +122,7 @@ pub struct TourRequest {
     pub prefecture: Prefecture,
     pub source: Option<Source>,
     pub newsletter: bool,
-    pub personal: TourRequestPersonal,
+    pub personal: Personal<TourRequestPersonal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +139,8 @@ pub struct TourRequestPersonal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseOpening {
     pub case_id: Uuid,
+    /// The person whose case it is; the key that seals `personal`.
+    pub person_id: Uuid,
     /// The 連番 staff and applicants quote.
     pub reference: String,
     pub channel: Channel,
@@ -229,6 +232,15 @@ pub enum ConsultationError {
 /// The consultation aggregate.
 #[derive(Debug)]
 pub struct Consultation;
+
+impl crate::decider::Aggregate for Consultation {
+    fn significant(event: &ConsultationEvent) -> bool {
+        !matches!(
+            event,
+            ConsultationEvent::MailRequested(_) | ConsultationEvent::MailQueued(_)
+        )
+    }
+}
 
 impl Decider for Consultation {
     type State = ConsultationState;
@@ -572,7 +584,7 @@ pub fn validate_inquiry(input: &InquiryInput, rules: &DateRules) -> Result<Inqui
         preferred_dates,
         source,
         newsletter: input.newsletter,
-        personal: InquiryPersonal {
+        personal: Personal::Known(InquiryPersonal {
             name,
             name_kana,
             email,
@@ -582,7 +594,7 @@ pub fn validate_inquiry(input: &InquiryInput, rules: &DateRules) -> Result<Inqui
             hometown,
             children_ages,
             message,
-        },
+        }),
     })
 }
 
@@ -745,14 +757,14 @@ pub fn validate_tour_request(
             prefecture,
             source,
             newsletter: input.newsletter,
-            personal: TourRequestPersonal {
+            personal: Personal::Known(TourRequestPersonal {
                 name,
                 name_kana,
                 email,
                 phone,
                 children_ages,
                 message,
-            },
+            }),
         }),
         _ => Err(e),
     }
@@ -790,16 +802,14 @@ mod tests {
     }
 
     fn mail(key: &str) -> MailQueued {
-        MailQueued {
-            key: key.into(),
-            template: "inquiry_received_applicant".into(),
-        }
+        MailQueued::to_applicant(key.into(), "inquiry_received_applicant", Uuid::from_u128(8))
     }
 
     fn submitted(case_id: Uuid) -> InquirySubmitted {
         InquirySubmitted {
             opening: CaseOpening {
                 case_id,
+                person_id: Uuid::from_u128(8),
                 reference: "000001".into(),
                 channel: Channel::Form,
                 submitted_at: rules().now,
@@ -812,7 +822,10 @@ mod tests {
     #[test]
     fn a_valid_inquiry_is_normalised() {
         let inquiry = validate_inquiry(&input(), &rules()).unwrap();
-        assert_eq!(inquiry.personal.name_kana.as_str(), "カシワザキ タロウ");
+        assert_eq!(
+            inquiry.personal.known().unwrap().name_kana.as_str(),
+            "カシワザキ タロウ"
+        );
         assert_eq!(inquiry.topics, vec![Topic::Work, Topic::Housing]);
         assert_eq!(
             inquiry.preferred_dates,
@@ -934,6 +947,7 @@ mod tests {
         assert_eq!(data["prefecture"], "東京都");
         assert_eq!(data["topics"][0], "work");
         assert_eq!(data["personal"]["email"], "taro@example.jp");
+        assert_eq!(data["person_id"], Uuid::from_u128(8).to_string());
         for personal in ["name", "name_kana", "email", "phone", "message"] {
             assert!(
                 data.get(personal).is_none(),

@@ -6,12 +6,15 @@
 //!
 //! Events are facts, named in the past tense. An event type is never edited once
 //! it has been stored: a new shape is a new type (`...V2`). Personal data always sits
-//! in a nested `personal` part, apart from the fields that statistics use, so that it
-//! can later be encrypted per person (crypto-shredding) without changing any event.
+//! in one top-level `personal` part, beside a plaintext `person_id`, apart from the
+//! fields that statistics use: the store encrypts that part with the person's own key
+//! (crypto-shredding), and domain types read it as [`personal::Personal`].
 
 pub mod decider;
 pub mod funnel;
 pub mod inquiry;
 pub mod mail;
+pub mod person;
+pub mod personal;
 pub mod tour;
 pub mod values;

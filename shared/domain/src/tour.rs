@@ -10,7 +10,8 @@
 //! the staff rosters will read the same events, so they carry head counts and needs.
 //!
 //! The decider never renders mail: the service turns the decided facts into
-//! [`TourEvent::MailRequested`] events and appends them in the same batch.
+//! [`TourEvent::MailQueued`] events and appends them in the same batch; the mailer
+//! renders them from the tour's facts when it sends them.
 
 pub mod form;
 
@@ -19,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::decider::Decider;
-use crate::mail::MailRequested;
+use crate::mail::{MailQueued, MailRequested};
+use crate::personal::Personal;
 use crate::values::{Email, FreeText, Kana, PersonName, Phone, Prefecture, Source};
 
 /// The stream category of tours: `tour-<uuid>`.
@@ -199,6 +201,8 @@ pub struct TourCancelled {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignUpReceived {
     pub sign_up_id: Uuid,
+    /// The person who signed up: the party's personal part is theirs.
+    pub person_id: Uuid,
     pub at: DateTime<Utc>,
     pub adults: u8,
     pub children: u8,
@@ -208,7 +212,7 @@ pub struct SignUpReceived {
     /// How they heard of the tour.
     #[serde(default)]
     pub source: Option<Source>,
-    pub personal: SignUpPersonal,
+    pub personal: Personal<SignUpPersonal>,
 }
 
 impl SignUpReceived {
@@ -296,10 +300,12 @@ pub struct SignUpCancelled {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackRecorded {
     pub sign_up_id: Uuid,
+    /// The person who signed up: the comments are sealed with their key.
+    pub person_id: Uuid,
     pub at: DateTime<Utc>,
     /// 1 (不満) to 5 (満足).
     pub satisfaction: u8,
-    pub personal: FeedbackPersonal,
+    pub personal: Personal<FeedbackPersonal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,7 +327,10 @@ pub enum TourEvent {
     TourSignUpPromoted(SignUpPromoted),
     TourSignUpCancelled(SignUpCancelled),
     TourFeedbackRecorded(FeedbackRecorded),
+    /// Legacy: tours rendered their mails when deciding until every mail became a
+    /// `MailQueued`; kept so that stored events decode.
     MailRequested(MailRequested),
+    MailQueued(MailQueued),
 }
 
 impl TourEvent {
@@ -354,6 +363,7 @@ impl TourEvent {
             TourEvent::TourSignUpCancelled(e) => format!("sign-up/{}/cancelled", e.sign_up_id),
             TourEvent::TourFeedbackRecorded(e) => format!("sign-up/{}/feedback", e.sign_up_id),
             TourEvent::MailRequested(m) => format!("mail/{}", m.key),
+            TourEvent::MailQueued(m) => format!("mail/{}", m.key),
         }
     }
 }
@@ -362,15 +372,25 @@ impl TourEvent {
 // Commands
 // ---------------------------------------------------------------------------
 
-/// A sign-up as the decider receives it: already validated (see [`form`]).
+/// A sign-up as the decider receives it: already validated (see [`form`]), and
+/// attributed to a person with [`NewSignUp::for_person`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSignUp {
     pub sign_up_id: Uuid,
+    pub person_id: Uuid,
     pub party: Party,
     pub prefecture: Prefecture,
     pub transport: Option<Transport>,
     pub source: Option<Source>,
     pub personal: SignUpPersonal,
+}
+
+impl NewSignUp {
+    /// The sign-up, attributed to the person who made it.
+    pub fn for_person(mut self, person_id: Uuid) -> Self {
+        self.person_id = person_id;
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -498,12 +518,13 @@ impl SignUpStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignUp {
     pub id: Uuid,
+    pub person_id: Uuid,
     pub received_at: DateTime<Utc>,
     pub party: Party,
     pub prefecture: Prefecture,
     pub transport: Option<Transport>,
     pub source: Option<Source>,
-    pub personal: SignUpPersonal,
+    pub personal: Personal<SignUpPersonal>,
     pub status: SignUpStatus,
     /// Set when the party moved from the waiting list to a place.
     pub promoted_at: Option<DateTime<Utc>>,
@@ -601,6 +622,28 @@ impl TourState {
 #[derive(Debug)]
 pub struct Tour;
 
+/// Namespace of the ids of tour facts.
+const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b75_6a69_7261_2d74_6f75_7273_0000_0001);
+
+impl crate::decider::Aggregate for Tour {
+    fn significant(event: &TourEvent) -> bool {
+        !matches!(
+            event,
+            TourEvent::MailRequested(_) | TourEvent::MailQueued(_)
+        )
+    }
+
+    /// Each fact happens at most once per tour (a sign-up is received once, promoted
+    /// once, cancelled once), so its id derives from the fact itself: a retried
+    /// request, in any process, can never record it twice.
+    fn event_id(_command_id: Uuid, stream: &str, _index: usize, event: &TourEvent) -> Uuid {
+        Uuid::new_v5(
+            &EVENT_NAMESPACE,
+            format!("{stream}/{}", event.key()).as_bytes(),
+        )
+    }
+}
+
 impl Decider for Tour {
     type State = TourState;
     type Command = TourCommand;
@@ -667,11 +710,12 @@ impl Decider for Tour {
                 }
                 Ok(vec![TourEvent::TourFeedbackRecorded(FeedbackRecorded {
                     sign_up_id: *sign_up_id,
+                    person_id: s.person_id,
                     at: *at,
                     satisfaction: *satisfaction,
-                    personal: FeedbackPersonal {
+                    personal: Personal::Known(FeedbackPersonal {
                         comments: comments.clone(),
-                    },
+                    }),
                 })])
             }
         }
@@ -695,6 +739,7 @@ impl Decider for Tour {
             }
             TourEvent::TourSignUpReceived(e) => state.sign_ups.push(SignUp {
                 id: e.sign_up_id,
+                person_id: e.person_id,
                 received_at: e.at,
                 party: e.party(),
                 prefecture: e.prefecture,
@@ -733,7 +778,7 @@ impl Decider for Tour {
                     s.feedback = Some(e.satisfaction);
                 }
             }
-            TourEvent::MailRequested(_) => {}
+            TourEvent::MailRequested(_) | TourEvent::MailQueued(_) => {}
         }
         state
     }
@@ -827,6 +872,9 @@ fn sign_up_for(
     if at >= details.sign_up_closes_at() {
         return Err(TourError::DeadlinePassed);
     }
+    if new.person_id.is_nil() {
+        return Err(TourError::InvalidParty("the sign-up names no person"));
+    }
     let party = new.party;
     if !(1..=ADULTS_MAX).contains(&party.adults) {
         return Err(TourError::InvalidParty("adults must be 1 to 10"));
@@ -840,13 +888,14 @@ fn sign_up_for(
     }
     let received = TourEvent::TourSignUpReceived(SignUpReceived {
         sign_up_id: new.sign_up_id,
+        person_id: new.person_id,
         at,
         adults: party.adults,
         children: party.children,
         prefecture: new.prefecture,
         transport: new.transport,
         source: new.source,
-        personal: new.personal.clone(),
+        personal: Personal::Known(new.personal.clone()),
     });
     let decided = if state.fits(party) {
         TourEvent::TourSignUpConfirmed(SignUpConfirmed {

@@ -320,6 +320,26 @@ impl EventStore {
         read_all_with(&self.pool, after, limit, event_types).await
     }
 
+    /// The checkpoint of the last event readers can read now, in the gap-safe order
+    /// ([`Checkpoint::START`] for an empty log). A reader that starts here sees
+    /// exactly the events committed from now on.
+    pub async fn head(&self) -> Result<Checkpoint, Error> {
+        let row = sqlx::query(
+            "SELECT transaction_id, position FROM events \
+             WHERE transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
+             ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Checkpoint {
+                transaction_id: r.try_get("transaction_id")?,
+                position: r.try_get("position")?,
+            },
+            None => Checkpoint::START,
+        })
+    }
+
     /// A wake-up hint for readers: resolves on an append (in this process or,
     /// through NOTIFY, in another) or after the polling interval.
     pub async fn subscribe(&self) -> Subscription {

@@ -14,9 +14,9 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use kujira_config::{Config, FixedClock};
-use kujira_eventlog::EventStore;
 use kujira_intake::IntakeState;
 use kujira_pgembed::testing::TestDb;
+use kujira_store::Store;
 use tower::ServiceExt;
 
 /// 2026-11-24 10:00 in Tokyo.
@@ -26,7 +26,7 @@ pub fn t0() -> DateTime<Utc> {
 
 pub struct App {
     pub db: TestDb,
-    pub store: EventStore,
+    pub store: Store,
     pub router: Router,
     pub clock: FixedClock,
     pub config: Arc<Config>,
@@ -86,12 +86,19 @@ impl App {
     }
 
     pub async fn with(tune: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDb::new(&[&kujira_eventlog::MIGRATOR, &kujira_intake::MIGRATOR]).await;
+        let db = TestDb::new(&[
+            &kujira_eventlog::MIGRATOR,
+            &kujira_store::MIGRATOR,
+            &kujira_intake::MIGRATOR,
+        ])
+        .await;
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());
         tune(&mut config);
         let config = Arc::new(config);
-        let store = EventStore::new(db.pool.clone());
+        let store = Store::open(db.pool.clone(), &config.master_key)
+            .await
+            .unwrap();
         let clock = FixedClock::new(t0());
         let state = IntakeState::new(config.clone(), store.clone(), Arc::new(clock.clone()));
         Self {
@@ -134,8 +141,24 @@ impl App {
             .await
     }
 
-    /// `(stream, type, data)` of every event, in order.
+    /// `(stream, type, data)` of every event, in order, personal parts opened.
     pub async fn events(&self) -> Vec<(String, String, serde_json::Value)> {
+        let rows: Vec<(String, String, serde_json::Value, uuid::Uuid)> = sqlx::query_as(
+            "SELECT stream_name, event_type, data, event_id FROM events ORDER BY position",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .unwrap();
+        let mut out = Vec::with_capacity(rows.len());
+        for (stream, event_type, mut data, id) in rows {
+            self.store.vault().open(id, &mut data).await.unwrap();
+            out.push((stream, event_type, data));
+        }
+        out
+    }
+
+    /// `(stream, type, data)` of every event as stored: personal parts sealed.
+    pub async fn raw_events(&self) -> Vec<(String, String, serde_json::Value)> {
         sqlx::query_as("SELECT stream_name, event_type, data FROM events ORDER BY position")
             .fetch_all(&self.db.pool)
             .await
@@ -148,14 +171,16 @@ impl App {
         &self,
         stream: &str,
     ) -> Vec<(String, kujira_domain::mail::MailContent)> {
-        use kujira_domain::mail::{MailQueued, RenderMail};
-        let facts: Vec<(String, serde_json::Value)> = sqlx::query_as(
-            "SELECT event_type, data FROM events WHERE stream_name = $1 ORDER BY stream_version",
-        )
-        .bind(stream)
-        .fetch_all(&self.db.pool)
-        .await
-        .unwrap();
+        use kujira_domain::mail::{MailFacts, MailQueued, RenderMail};
+        let name = kujira_eventlog::StreamName::parse(stream).unwrap();
+        let facts: Vec<(String, serde_json::Value)> = self
+            .store
+            .read_whole_stream(&name)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.event_type, e.data))
+            .collect();
         let templates = kujira_intake::mail::MailTemplates::new(self.config.clone());
         facts
             .iter()
@@ -163,7 +188,13 @@ impl App {
             .map(|(_, data)| {
                 let queued: MailQueued = serde_json::from_value(data.clone()).unwrap();
                 let content = templates
-                    .render(&queued, &facts)
+                    .render(
+                        &queued,
+                        &MailFacts {
+                            stream: &facts,
+                            person: &[],
+                        },
+                    )
                     .unwrap_or_else(|e| panic!("{} does not render: {e}", queued.key));
                 (queued.key, content)
             })

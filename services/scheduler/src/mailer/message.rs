@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use kujira_domain::mail::{MailContent, MailRequested};
+use kujira_domain::mail::MailContent;
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -94,7 +94,8 @@ fn hex_sha256(s: &str) -> String {
 /// request, so that every attempt produces the same message.
 pub fn build_message(
     sender: &Sender,
-    mail: &MailRequested,
+    key: &str,
+    content: &MailContent,
     date: DateTime<Utc>,
 ) -> Result<Message, MessageError> {
     let MailContent {
@@ -103,7 +104,8 @@ pub fn build_message(
         text,
         html,
         attachments,
-    } = &mail.personal;
+        unsubscribe_url: _,
+    } = content;
     if to.is_empty() {
         return Err(MessageError::NoRecipient);
     }
@@ -111,7 +113,7 @@ pub fn build_message(
         .from(sender.mailbox.clone())
         .subject(subject.clone())
         .date(SystemTime::from(date))
-        .message_id(Some(message_id(&mail.key, sender.domain())));
+        .message_id(Some(message_id(key, sender.domain())));
     for recipient in to {
         let mailbox: Mailbox = recipient
             .parse()
@@ -121,7 +123,7 @@ pub fn build_message(
 
     // Boundaries from the key instead of random ones make every attempt produce the
     // same bytes. "=_" cannot occur in base64 or quoted-printable text.
-    let hash = hex_sha256(&mail.key);
+    let hash = hex_sha256(key);
     let boundary = |kind: &str| format!("=_kujira_{kind}_{}", &hash[..32]);
     let text_part = SinglePart::plain(text.clone());
     let alternative = |html: &String| {
@@ -170,6 +172,11 @@ fn mark_auto_submitted(message: &mut Message) {
 
 #[cfg(test)]
 mod tests {
+    use kujira_domain::mail::MailRequested;
+
+    fn build(s: &Sender, m: &MailRequested, d: DateTime<Utc>) -> Result<Message, MessageError> {
+        build_message(s, &m.key, m.personal.known().unwrap(), d)
+    }
     use kujira_domain::mail::Attachment as MailAttachment;
     use mail_parser::MimeHeaders;
 
@@ -189,7 +196,9 @@ mod tests {
                 text: "山田様\nお問い合わせありがとうございます。".into(),
                 html: html.map(str::to_owned),
                 attachments,
-            },
+                unsubscribe_url: None,
+            }
+            .into(),
         }
     }
 
@@ -231,7 +240,7 @@ mod tests {
 
     #[test]
     fn japanese_text_and_html_become_alternatives() {
-        let m = build_message(&sender(), &mail(Some("<p>山田様</p>"), vec![]), date()).unwrap();
+        let m = build(&sender(), &mail(Some("<p>山田様</p>"), vec![]), date()).unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         // Headers must be 7-bit: the subject is RFC 2047-encoded, not raw UTF-8.
         let headers = raw.split("\r\n\r\n").next().unwrap();
@@ -275,7 +284,7 @@ mod tests {
             content: "BEGIN:VCALENDAR\r\nSUMMARY:移住体験ツアー\r\nEND:VCALENDAR\r\n".into(),
         };
         for html in [Some("<p>ツアー</p>"), None] {
-            let m = build_message(&sender(), &mail(html, vec![ics.clone()]), date()).unwrap();
+            let m = build(&sender(), &mail(html, vec![ics.clone()]), date()).unwrap();
             let parsed = parse(&m);
             assert_eq!(parsed.content_type().unwrap().subtype(), Some("mixed"));
             assert_eq!(parsed.attachment_count(), 1);
@@ -308,20 +317,18 @@ mod tests {
             content: "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".into(),
         };
         let m = mail(Some("<p>山田様</p>"), vec![ics]);
-        let a = build_message(&sender(), &m, date()).unwrap().formatted();
-        let b = build_message(&sender(), &m, date()).unwrap().formatted();
+        let a = build(&sender(), &m, date()).unwrap().formatted();
+        let b = build(&sender(), &m, date()).unwrap().formatted();
         assert!(a == b, "messages differ");
         let mut other = m.clone();
         other.key.push('2');
-        let c = build_message(&sender(), &other, date())
-            .unwrap()
-            .formatted();
+        let c = build(&sender(), &other, date()).unwrap().formatted();
         assert!(a != c, "another key is another message");
     }
 
     #[test]
     fn text_only_mail_is_a_single_part() {
-        let m = build_message(&sender(), &mail(None, vec![]), date()).unwrap();
+        let m = build(&sender(), &mail(None, vec![]), date()).unwrap();
         let parsed = parse(&m);
         assert_eq!(parsed.content_type().unwrap().ctype(), "text");
         assert_eq!(
@@ -335,15 +342,16 @@ mod tests {
 
     #[test]
     fn bad_recipients_are_errors_not_panics() {
-        let mut m = mail(None, vec![]);
-        m.personal.to = vec![];
+        let m = mail(None, vec![]);
+        let mut c = m.personal.known().unwrap().clone();
+        c.to = vec![];
         assert!(matches!(
-            build_message(&sender(), &m, date()),
+            build_message(&sender(), &m.key, &c, date()),
             Err(MessageError::NoRecipient)
         ));
-        m.personal.to = vec!["not an address".into()];
+        c.to = vec!["not an address".into()];
         assert!(matches!(
-            build_message(&sender(), &m, date()),
+            build_message(&sender(), &m.key, &c, date()),
             Err(MessageError::Recipient(_))
         ));
         assert!(Sender::new("x", "nobody").is_err());

@@ -19,8 +19,12 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use kujira_config::{Clock, Config};
-use kujira_domain::mail::{MAIL_QUEUED, MAIL_REQUESTED, MailQueued, MailRequested, RenderMail};
-use kujira_eventlog::{EventStore, StreamName};
+use kujira_domain::mail::{
+    MAIL_QUEUED, MAIL_REQUESTED, MailContent, MailFacts, MailQueued, MailRequested, RenderError,
+    RenderMail,
+};
+use kujira_eventlog::StreamName;
+use kujira_store::Store;
 use sqlx::Row;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
@@ -102,7 +106,7 @@ struct Claim {
 /// Sends what the outbox holds.
 #[derive(Debug, Clone)]
 pub struct Mailer {
-    store: EventStore,
+    store: Store,
     transport: Transport,
     sender: Sender,
     clock: Arc<dyn Clock>,
@@ -112,12 +116,7 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(
-        store: EventStore,
-        transport: Transport,
-        sender: Sender,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(store: Store, transport: Transport, sender: Sender, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             transport,
@@ -132,7 +131,7 @@ impl Mailer {
     /// `.eml` files in `<data dir>/outbox`; mail comes from `KUJIRA_MAIL_FROM` under
     /// the site's name.
     pub fn from_config(
-        store: EventStore,
+        store: Store,
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
@@ -223,7 +222,10 @@ impl Mailer {
     /// Loads the requested mail from its event and hands it to the transport.
     async fn send(&self, claim: &Claim) -> Result<String, SendError> {
         let (mail, requested_at) = self.load(claim).await?;
-        let message = build_message(&self.sender, &mail, requested_at)
+        let content = mail.personal.known().ok_or_else(|| {
+            SendError::Permanent(format!("the personal data of {} was erased", claim.key))
+        })?;
+        let message = build_message(&self.sender, &mail.key, content, requested_at)
             .map_err(|e| SendError::Permanent(redact_addresses(&e.to_string())))?;
         self.transport.send(&claim.key, &message).await?;
         Ok(message_id(&claim.key, self.sender.domain()))
@@ -263,9 +265,10 @@ impl Mailer {
             MailRequested {
                 key: queued.key,
                 template: queued.template,
-                personal: content,
+                personal: content.into(),
             }
         } else {
+            // Legacy: rendered when requested, sealed with the person's key since.
             serde_json::from_value(event.data).map_err(decode_error)?
         };
         if mail.key != claim.key {
@@ -274,17 +277,23 @@ impl Mailer {
                 claim.position
             )));
         }
+        if mail.personal.is_erased() {
+            return Err(SendError::Permanent(format!(
+                "the personal data of {} was erased",
+                claim.key
+            )));
+        }
         Ok((mail, event.recorded_at))
     }
 
     /// Renders a queued mail from the facts of its stream, up to the event that
-    /// queued it.
+    /// queued it, and of the person it is addressed to.
     async fn render(
         &self,
         stream: &StreamName,
         claim: &Claim,
         queued: &MailQueued,
-    ) -> Result<kujira_domain::mail::MailContent, SendError> {
+    ) -> Result<MailContent, SendError> {
         let renderer = self
             .renderers
             .iter()
@@ -294,16 +303,40 @@ impl Mailer {
                 // drop the mail: a later attempt, or another worker, can render it.
                 SendError::Transient(format!("no renderer for template {}", queued.template))
             })?;
+        let load_error = |e: kujira_store::StoreError| {
+            SendError::Transient(format!("cannot load the facts: {e}"))
+        };
         let events = self
             .store
             .read_stream(stream, 0, claim.stream_version)
             .await
-            .map_err(|e| SendError::Transient(format!("cannot load the facts: {e}")))?;
+            .map_err(load_error)?;
+        let person = match queued.person_id {
+            Some(p) => self
+                .store
+                .read_whole_stream(&StreamName::new(kujira_domain::person::CATEGORY, p))
+                .await
+                .map_err(load_error)?,
+            None => Vec::new(),
+        };
         let facts: Vec<(String, serde_json::Value)> =
             events.into_iter().map(|e| (e.event_type, e.data)).collect();
+        let person: Vec<(String, serde_json::Value)> =
+            person.into_iter().map(|e| (e.event_type, e.data)).collect();
         renderer
-            .render(queued, &facts)
-            .map_err(|e| SendError::Permanent(e.to_string()))
+            .render(
+                queued,
+                &MailFacts {
+                    stream: &facts,
+                    person: &person,
+                },
+            )
+            .map_err(|e| match e {
+                RenderError::Erased(_) => {
+                    SendError::Permanent(format!("the personal data of {} was erased", queued.key))
+                }
+                other => SendError::Permanent(other.to_string()),
+            })
     }
 
     /// Records the outcome. Only a pending row is touched: a row that an operator

@@ -128,6 +128,8 @@ impl SignUpInput {
                 Some(source),
             ) if e.is_empty() => Ok(NewSignUp {
                 sign_up_id,
+                // Known once the service has found or created the person by email.
+                person_id: Uuid::nil(),
                 party: Party { adults, children },
                 prefecture,
                 transport,

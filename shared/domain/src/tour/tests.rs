@@ -64,7 +64,10 @@ fn new_sign_up(n: u128, adults: u8, children: u8) -> NewSignUp {
         source: "instagram".into(),
         consent: true,
     };
-    input.validate(sid(n)).unwrap()
+    input
+        .validate(sid(n))
+        .unwrap()
+        .for_person(Uuid::from_u128(1000 + n))
 }
 
 fn sign_up(n: u128, adults: u8, children: u8) -> TourCommand {
@@ -172,7 +175,10 @@ fn a_party_is_confirmed_while_there_is_room() {
     assert_eq!(json["data"]["prefecture"], "東京都");
     assert_eq!(json["data"]["personal"]["needs"], "卵アレルギー");
     assert!(json["data"].get("email").is_none());
-    assert_eq!(r.personal.email.as_str(), "taro1@example.jp");
+    assert_eq!(
+        r.personal.known().unwrap().email.as_str(),
+        "taro1@example.jp"
+    );
     assert_eq!(state.confirmed_parties(), 1);
     assert_eq!(state.confirmed_people(), 3);
     assert_eq!(state.places_left(), 1);
@@ -549,4 +555,8 @@ fn the_form_accepts_full_width_counts_and_blank_optionals() {
     assert_eq!(s.personal.name_kana.as_str(), "カシワザキ ハナコ");
     assert_eq!(s.transport, None);
     assert_eq!(s.personal.needs, None);
+    assert!(
+        s.person_id.is_nil(),
+        "the service attributes the sign-up to a person"
+    );
 }

@@ -1,0 +1,527 @@
+//! The vault and the command path against a real PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kujira_config::{MasterKeySetting, Secret};
+use kujira_domain::decider::Decider;
+use kujira_domain::person::{Person, PersonCommand, PersonContext, PersonEvent, PersonState};
+use kujira_domain::values::Email;
+use kujira_eventlog::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamName};
+use kujira_pgembed::testing::TestDb;
+use kujira_store::{CommandContext, CommandError, Store, Vault, VaultError, execute, legacy};
+use serde_json::json;
+use uuid::Uuid;
+
+async fn db() -> TestDb {
+    TestDb::new(&[&kujira_eventlog::MIGRATOR, &kujira_store::MIGRATOR]).await
+}
+
+fn key(byte: u8) -> MasterKeySetting {
+    MasterKeySetting::Given {
+        bytes: Secret::new(vec![byte; 32]),
+        origin: "KUJIRA_MASTER_KEY".into(),
+    }
+}
+
+async fn store(db: &TestDb) -> Store {
+    let vault = Vault::unlock(db.pool.clone(), &key(7)).await.unwrap();
+    Store::new(EventStore::new(db.pool.clone()), vault)
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+fn inquiry(person: Uuid, name: &str, mail: &str) -> serde_json::Value {
+    json!({
+        "case_id": Uuid::now_v7(),
+        "person_id": person,
+        "segment": "i_turn",
+        "personal": {"name": name, "email": mail, "message": "海の近くに住みたい"}
+    })
+}
+
+async fn append_one(store: &Store, stream: &StreamName, data: serde_json::Value) -> Uuid {
+    let id = Uuid::now_v7();
+    store
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            vec![NewEvent {
+                id,
+                event_type: "InquirySubmitted".into(),
+                data,
+                metadata: Metadata::new("test", id),
+            }],
+        )
+        .await
+        .unwrap();
+    id
+}
+
+async fn raw_data(db: &TestDb, event_id: Uuid) -> serde_json::Value {
+    sqlx::query_scalar("SELECT data FROM events WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn personal_parts_are_sealed_in_the_log_and_opened_for_readers() {
+    let db = db().await;
+    let store = store(&db).await;
+    let person = store
+        .vault()
+        .person_for_email(&email("Taro@Example.jp"))
+        .await
+        .unwrap();
+    assert!(person.created);
+    let stream = StreamName::new("consultation", Uuid::now_v7());
+    let id = append_one(
+        &store,
+        &stream,
+        inquiry(person.person_id, "柏崎 太郎", "taro@example.jp"),
+    )
+    .await;
+
+    let raw = raw_data(&db, id).await;
+    let text = raw.to_string();
+    for secret in ["柏崎", "taro@example.jp", "海の近く"] {
+        assert!(!text.contains(secret), "{secret} stands in the log: {text}");
+    }
+    assert_eq!(raw["segment"], "i_turn", "statistics stay plaintext");
+    assert_eq!(raw["personal"]["sealed"], 1);
+
+    let read = store.read_stream(&stream, 0, 10).await.unwrap();
+    assert_eq!(read[0].data["personal"]["name"], "柏崎 太郎");
+
+    // The same address, in another case, finds the same person.
+    let again = store
+        .vault()
+        .person_for_email(&email("taro@example.jp"))
+        .await
+        .unwrap();
+    assert_eq!((again.person_id, again.created), (person.person_id, false));
+    let other = store
+        .vault()
+        .person_for_email(&email("jiro@example.jp"))
+        .await
+        .unwrap();
+    assert_ne!(other.person_id, person.person_id);
+
+    // No plaintext address in the lookup table either.
+    let lookups: i64 = sqlx::query_scalar("SELECT count(*) FROM person_lookup")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(lookups, 2);
+}
+
+#[tokio::test]
+async fn a_sealed_part_is_bound_to_its_event() {
+    let db = db().await;
+    let store = store(&db).await;
+    let person = store
+        .vault()
+        .person_for_email(&email("a@example.jp"))
+        .await
+        .unwrap()
+        .person_id;
+    let stream = StreamName::new("consultation", Uuid::now_v7());
+    let first = append_one(&store, &stream, inquiry(person, "甲", "a@example.jp")).await;
+    let second = append_one(&store, &stream, inquiry(person, "乙", "a@example.jp")).await;
+    // Copy the first event's sealed part over the second's.
+    let sealed = raw_data(&db, first).await["personal"].clone();
+    sqlx::query("UPDATE events SET data = jsonb_set(data, '{personal}', $1) WHERE event_id = $2")
+        .bind(&sealed)
+        .bind(second)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let err = store.read_stream(&stream, 0, 10).await.unwrap_err();
+    assert!(
+        matches!(err, kujira_store::StoreError::Vault(VaultError::Tampered { event_id }) if event_id == second),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn destroying_the_key_erases_the_person_everywhere_and_frees_the_address() {
+    let db = db().await;
+    let store = store(&db).await;
+    let person = store
+        .vault()
+        .person_for_email(&email("hanako@example.jp"))
+        .await
+        .unwrap()
+        .person_id;
+    let stream = StreamName::new("consultation", Uuid::now_v7());
+    append_one(
+        &store,
+        &stream,
+        inquiry(person, "柏崎 花子", "hanako@example.jp"),
+    )
+    .await;
+
+    let gone = store.vault().destroy(person).await.unwrap();
+    assert!(gone.key && gone.lookups == 1);
+    let read = store.read_stream(&stream, 0, 10).await.unwrap();
+    assert!(read[0].data["personal"].is_null());
+    assert_eq!(read[0].data["segment"], "i_turn");
+    // A fresh instance (no cache) agrees.
+    let fresh = Vault::unlock(db.pool.clone(), &key(7)).await.unwrap();
+    let mut raw = EventStore::new(db.pool.clone())
+        .read_stream(&stream, 0, 10)
+        .await
+        .unwrap();
+    fresh.open_events(&mut raw).await.unwrap();
+    assert!(raw[0].data["personal"].is_null());
+    // The address now starts a new person.
+    let next = store
+        .vault()
+        .person_for_email(&email("hanako@example.jp"))
+        .await
+        .unwrap();
+    assert!(next.created && next.person_id != person);
+    // Destroying twice is harmless.
+    assert!(!store.vault().destroy(person).await.unwrap().key);
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_master_key_stops_the_start_up() {
+    let db = db().await;
+    Vault::unlock(db.pool.clone(), &key(1)).await.unwrap();
+    let err = Vault::unlock(db.pool.clone(), &key(2)).await.unwrap_err();
+    assert!(matches!(err, VaultError::WrongMasterKey { .. }));
+    assert!(err.to_string().contains("KUJIRA_MASTER_KEY"), "{err}");
+
+    // The data directory's key is missing while the database holds keys.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    let err = Vault::unlock(db.pool.clone(), &MasterKeySetting::DataDir(path.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::MissingMasterKey { .. }), "{err}");
+    assert!(err.to_string().contains(path.to_str().unwrap()));
+    assert!(!path.exists(), "no new key may be made for existing data");
+
+    // A fresh database gets a generated key, reused on the next start.
+    let fresh = self::db().await;
+    Vault::unlock(fresh.pool.clone(), &MasterKeySetting::DataDir(path.clone()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    Vault::unlock(fresh.pool.clone(), &MasterKeySetting::DataDir(path.clone()))
+        .await
+        .unwrap();
+    // An empty key file (a crash while writing) is refused with its path.
+    std::fs::write(&path, "").unwrap();
+    let err = Vault::unlock(fresh.pool.clone(), &MasterKeySetting::DataDir(path.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+}
+
+#[tokio::test]
+async fn another_instance_erasing_a_person_stops_this_one_from_decrypting() {
+    let db = db().await;
+    // Two processes: two pools, two vaults, two caches.
+    let a = store(&db).await;
+    let b_pool = sqlx::PgPool::connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let b = Store::new(
+        EventStore::new(b_pool.clone()),
+        Vault::unlock(b_pool, &key(7)).await.unwrap(),
+    );
+    let person = a
+        .vault()
+        .person_for_email(&email("c@example.jp"))
+        .await
+        .unwrap()
+        .person_id;
+    let stream = StreamName::new("consultation", Uuid::now_v7());
+    append_one(&a, &stream, inquiry(person, "丙", "c@example.jp")).await;
+    // A reads: its key is now cached.
+    assert!(!a.read_stream(&stream, 0, 10).await.unwrap()[0].data["personal"].is_null());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let watcher = tokio::spawn(
+        a.vault()
+            .clone()
+            .watch_erasures(a.events().clone(), shutdown.clone()),
+    );
+
+    // B erases: destroys the key and records the erasure.
+    b.vault().destroy(person).await.unwrap();
+    let ctx = CommandContext::new("cli");
+    execute::<Person>(
+        &b,
+        &StreamName::new("person", person),
+        &ctx,
+        None,
+        |s: &PersonState| {
+            Person::decide_for(
+                PersonContext {
+                    person_id: person,
+                    at: Utc::now(),
+                },
+                s,
+                &PersonCommand::Erase { rule: None },
+            )
+        },
+    )
+    .await
+    .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if a.read_stream(&stream, 0, 10).await.unwrap()[0].data["personal"].is_null() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "instance A still decrypts the erased person's data 20 s after the erasure"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    watcher.await.unwrap();
+}
+
+/// A counter: enough of an aggregate to exercise the command path.
+#[derive(Debug)]
+struct Counter;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum CounterEvent {
+    Added { n: u32 },
+    Noted { note: String },
+}
+
+impl Decider for Counter {
+    type State = u32;
+    type Command = u32;
+    type Event = CounterEvent;
+    type Error = &'static str;
+    fn decide(state: &u32, n: &u32) -> Result<Vec<CounterEvent>, &'static str> {
+        if state + n > 100 {
+            return Err("too much");
+        }
+        Ok(vec![CounterEvent::Added { n: *n }])
+    }
+    fn evolve(state: u32, e: &CounterEvent) -> u32 {
+        match e {
+            CounterEvent::Added { n } => state + n,
+            CounterEvent::Noted { .. } => state,
+        }
+    }
+}
+
+impl kujira_domain::decider::Aggregate for Counter {
+    fn significant(e: &CounterEvent) -> bool {
+        matches!(e, CounterEvent::Added { .. })
+    }
+}
+
+#[tokio::test]
+async fn concurrent_commands_all_land_once_and_the_decider_sees_every_one() {
+    let db = db().await;
+    let store = store(&db).await;
+    let stream = StreamName::new("counter", Uuid::now_v7());
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (store, stream) = (store.clone(), stream.clone());
+        tasks.push(tokio::spawn(async move {
+            // No shared cache: every task is its own "process".
+            execute::<Counter>(&store, &stream, &CommandContext::new("t"), None, |s| {
+                Counter::decide(s, &10)
+            })
+            .await
+        }));
+    }
+    let mut ok = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(CommandError::Refused("too much")) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        (ok, refused),
+        (10, 10),
+        "the limit of 100 holds under races"
+    );
+    let (state, version) = kujira_store::load::<Counter>(&store, &stream, None)
+        .await
+        .unwrap();
+    assert_eq!((state, version), (100, 10));
+}
+
+#[tokio::test]
+async fn a_retried_command_replays_and_a_stale_view_is_refused() {
+    let db = db().await;
+    let store = store(&db).await;
+    let stream = StreamName::new("counter", Uuid::now_v7());
+    let ctx = CommandContext::new("staff:1").command_id(Uuid::now_v7());
+    let first = execute::<Counter>(&store, &stream, &ctx, None, |s| Counter::decide(s, &5))
+        .await
+        .unwrap();
+    assert_eq!((first.version, first.replayed), (1, false));
+    // The same request again (a double click): nothing new.
+    let again = execute::<Counter>(&store, &stream, &ctx, None, |_| {
+        Ok(vec![CounterEvent::Added { n: 5 }])
+    })
+    .await
+    .unwrap();
+    assert_eq!((again.version, again.state), (1, 5));
+
+    // Someone saw version 1; another change lands; their action is refused.
+    execute::<Counter>(
+        &store,
+        &stream,
+        &CommandContext::new("staff:2"),
+        None,
+        |s| Counter::decide(s, &1),
+    )
+    .await
+    .unwrap();
+    let stale = execute::<Counter>(
+        &store,
+        &stream,
+        &CommandContext::new("staff:1").seen(1),
+        None,
+        |s| Counter::decide(s, &1),
+    )
+    .await;
+    assert!(
+        matches!(
+            stale,
+            Err(CommandError::Stale {
+                seen: 1,
+                current: 2
+            })
+        ),
+        "{stale:?}"
+    );
+    // Bookkeeping appended meanwhile does not make a view stale.
+    execute::<Counter>(
+        &store,
+        &stream,
+        &CommandContext::new("system"),
+        None,
+        |_| {
+            Ok(vec![CounterEvent::Noted {
+                note: "mail".into(),
+            }])
+        },
+    )
+    .await
+    .unwrap();
+    let fine = execute::<Counter>(
+        &store,
+        &stream,
+        &CommandContext::new("staff:1").seen(2),
+        None,
+        |s| Counter::decide(s, &1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fine.state, 7);
+}
+
+#[tokio::test]
+async fn legacy_events_are_sealed_in_one_go_and_serve_refuses_until_then() {
+    let db = db().await;
+    let events = EventStore::new(db.pool.clone());
+    let case = Uuid::now_v7();
+    let case_stream = StreamName::new("consultation", case);
+    let sign_up = Uuid::now_v7();
+    let tour_stream = StreamName::new("tour", Uuid::now_v7());
+    let legacy = |t: &str, data: serde_json::Value| NewEvent {
+        id: Uuid::now_v7(),
+        event_type: t.into(),
+        data,
+        metadata: Metadata::new("applicant", Uuid::now_v7()),
+    };
+    events
+        .append(&case_stream, ExpectedVersion::NoStream, vec![
+            legacy("InquirySubmitted", json!({"case_id": case, "segment": "u_turn",
+                "personal": {"name": "旧 太郎", "email": "old@example.jp"}})),
+            legacy("MailRequested", json!({"key": format!("inquiry-received/{case}/concierge"), "template": "t",
+                "personal": {"to": ["concierge@example.jp"], "subject": "旧 太郎 様", "text": "旧 太郎"}})),
+        ])
+        .await
+        .unwrap();
+    events
+        .append(
+            &tour_stream,
+            ExpectedVersion::NoStream,
+            vec![
+                legacy(
+                    "TourSignUpReceived",
+                    json!({"sign_up_id": sign_up, "adults": 2,
+                "personal": {"name": "旧 花子", "email": "hana@example.jp"}}),
+                ),
+                legacy(
+                    "TourFeedbackRecorded",
+                    json!({"sign_up_id": sign_up, "satisfaction": 5,
+                "personal": {"comments": "旧 楽しかった"}}),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    // As if the vault's migration had run after these were written.
+    sqlx::query("UPDATE vault_legacy SET upto_position = (SELECT max(position) FROM events), sealed_at = NULL")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let err = legacy::ensure_sealed(&db.pool).await.unwrap_err();
+    assert!(
+        err.to_string().contains("kujira privacy seal-legacy") && err.to_string().contains('4'),
+        "{err}"
+    );
+
+    let store = store(&db).await;
+    let report = legacy::seal_legacy(store.vault()).await.unwrap();
+    assert_eq!((report.sealed, report.persons), (4, 2));
+    legacy::ensure_sealed(&db.pool).await.unwrap();
+    let all: Vec<String> = sqlx::query_scalar("SELECT data::text FROM events")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert!(
+        all.iter()
+            .all(|d| !d.contains('旧') && !d.contains("@example.jp")),
+        "{all:?}"
+    );
+    // Readable again, attributed: the case's mail and the feedback to their persons.
+    let case_events = store.read_stream(&case_stream, 0, 10).await.unwrap();
+    assert_eq!(case_events[1].data["personal"]["subject"], "旧 太郎 様");
+    assert_eq!(
+        case_events[0].data["person_id"],
+        case_events[1].data["person_id"]
+    );
+    let tour_events = store.read_stream(&tour_stream, 0, 10).await.unwrap();
+    assert_eq!(
+        tour_events[0].data["person_id"],
+        tour_events[1].data["person_id"]
+    );
+    assert_eq!(tour_events[1].data["personal"]["comments"], "旧 楽しかった");
+    // Running it again does nothing.
+    assert!(
+        legacy::seal_legacy(store.vault())
+            .await
+            .unwrap()
+            .already_done
+    );
+    let _: Option<DateTime<Utc>> = None;
+    let _ = Arc::new(());
+    let _ = PersonEvent::ERASED;
+}
