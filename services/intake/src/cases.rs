@@ -78,9 +78,8 @@ pub async fn find(state: &IntakeState, case_id: Uuid) -> Result<Option<Opened>, 
     let opening = match decoded {
         ConsultationEvent::InquirySubmitted(e) => e.opening,
         ConsultationEvent::TourRequestSubmitted(e) => e.opening,
-        ConsultationEvent::MailRequested(_) | ConsultationEvent::MailQueued(_) => {
-            return Err(OpenError::Corrupt);
-        }
+        // A case's first event is always the submission that opened it.
+        _ => return Err(OpenError::Corrupt),
     };
     Ok(Some(Opened {
         case_id,
@@ -170,6 +169,7 @@ pub async fn open(
         channel: sub.channel,
         submitted_at: now,
         privacy_purpose: state.config().words.privacy_purpose.clone(),
+        desk_source: None,
     };
     let reference = opening.reference.clone();
     let command = make(opening);
@@ -189,6 +189,7 @@ pub async fn open(
             match sub.channel {
                 Channel::Form => "form",
                 Channel::Api => "api",
+                Channel::Desk => "desk",
             },
         );
     if let Some(f) = &sub.fingerprint {

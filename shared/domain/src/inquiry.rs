@@ -51,6 +51,16 @@ pub enum Channel {
     Form,
     /// `POST /api/v1/...`.
     Api,
+    /// Entered by staff on the desk (a fair booth, the phone, the counter); how it
+    /// came in is `CaseOpening::desk_source`.
+    Desk,
+}
+
+impl Channel {
+    /// Web (the public form and the API) as the KPI sheet counts it.
+    pub fn is_web(self) -> bool {
+        matches!(self, Self::Form | Self::Api)
+    }
 }
 
 /// The pipeline stage of a case. A new case starts at [`Stage::Gathering`];
@@ -147,6 +157,9 @@ pub struct CaseOpening {
     pub submitted_at: DateTime<Utc>,
     /// The purpose of use shown above the button when consent was given (APPI art. 62).
     pub privacy_purpose: String,
+    /// For a case entered on the desk: how the inquiry came in (窓口 or イベント).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk_source: Option<crate::casework::ContactChannel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,8 +186,18 @@ pub enum ConsultationEvent {
     InquirySubmitted(InquirySubmitted),
     TourRequestSubmitted(TourRequestSubmitted),
     MailRequested(MailRequested),
-    /// A mail rendered at send time from this stream's opening fact.
+    /// A mail rendered at send time from this stream's facts.
     MailQueued(MailQueued),
+    CaseAssigned(crate::casework::CaseAssigned),
+    CasePhaseChanged(crate::casework::CasePhaseChanged),
+    ContactLogged(crate::casework::ContactLogged),
+    ConsultationScheduled(crate::casework::ConsultationScheduled),
+    NextActionSet(crate::casework::NextActionSet),
+    MoveRecorded(crate::casework::MoveRecorded),
+    CaseClosed(crate::casework::CaseClosed),
+    CaseReopened(crate::casework::CaseReopened),
+    CaseMerged(crate::casework::CaseMerged),
+    CaseMergeUndone(crate::casework::CaseMergeUndone),
 }
 
 impl ConsultationEvent {
@@ -185,8 +208,37 @@ impl ConsultationEvent {
             Self::TourRequestSubmitted(_) => "TourRequestSubmitted",
             Self::MailRequested(_) => crate::mail::MAIL_REQUESTED,
             Self::MailQueued(_) => crate::mail::MAIL_QUEUED,
+            Self::CaseAssigned(_) => "CaseAssigned",
+            Self::CasePhaseChanged(_) => "CasePhaseChanged",
+            Self::ContactLogged(_) => "ContactLogged",
+            Self::ConsultationScheduled(_) => "ConsultationScheduled",
+            Self::NextActionSet(_) => "NextActionSet",
+            Self::MoveRecorded(_) => "MoveRecorded",
+            Self::CaseClosed(_) => "CaseClosed",
+            Self::CaseReopened(_) => "CaseReopened",
+            Self::CaseMerged(_) => "CaseMerged",
+            Self::CaseMergeUndone(_) => "CaseMergeUndone",
         }
     }
+
+    /// Every event type a consultation stream can hold, for readers that subscribe
+    /// by type.
+    pub const TYPES: &'static [&'static str] = &[
+        "InquirySubmitted",
+        "TourRequestSubmitted",
+        crate::mail::MAIL_REQUESTED,
+        crate::mail::MAIL_QUEUED,
+        "CaseAssigned",
+        "CasePhaseChanged",
+        "ContactLogged",
+        "ConsultationScheduled",
+        "NextActionSet",
+        "MoveRecorded",
+        "CaseClosed",
+        "CaseReopened",
+        "CaseMerged",
+        "CaseMergeUndone",
+    ];
 }
 
 /// What a case remembers.
@@ -195,12 +247,16 @@ pub struct ConsultationState {
     pub opened: Option<OpenedCase>,
     /// Keys of every mail requested so far: a key is never requested twice.
     pub mail_keys: Vec<String>,
+    /// What concierges did with the case.
+    pub work: crate::casework::CaseWork,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedCase {
     pub case_id: Uuid,
+    pub person_id: Uuid,
     pub kind: ConsultationKind,
+    pub channel: Channel,
     pub reference: String,
     pub stage: Stage,
     pub opened_at: DateTime<Utc>,
@@ -217,6 +273,11 @@ pub enum ConsultationCommand {
         submission: TourRequestSubmitted,
         mails: Vec<MailQueued>,
     },
+    /// Case work by staff, at `at`.
+    Work {
+        command: crate::casework::CaseCommand,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -227,6 +288,8 @@ pub enum ConsultationError {
     AlreadyOpened { reference: String },
     #[error("mail key {0} is requested twice")]
     DuplicateMailKey(String),
+    #[error(transparent)]
+    Case(#[from] crate::casework::CaseError),
 }
 
 /// The consultation aggregate.
@@ -252,6 +315,13 @@ impl Decider for Consultation {
         state: &Self::State,
         command: &Self::Command,
     ) -> Result<Vec<Self::Event>, Self::Error> {
+        if let ConsultationCommand::Work { command, at } = command {
+            let open = state
+                .opened
+                .as_ref()
+                .ok_or(crate::casework::CaseError::NotOpen)?;
+            return Ok(crate::casework::decide(open, &state.work, command, *at)?);
+        }
         if let Some(open) = &state.opened {
             return Err(ConsultationError::AlreadyOpened {
                 reference: open.reference.clone(),
@@ -266,6 +336,7 @@ impl Decider for Consultation {
                 ConsultationEvent::TourRequestSubmitted(submission.clone()),
                 mails,
             ),
+            ConsultationCommand::Work { .. } => unreachable!("decided above"),
         };
         let mut keys: Vec<&str> = Vec::new();
         for m in mails {
@@ -282,7 +353,9 @@ impl Decider for Consultation {
     fn evolve(mut state: Self::State, event: &Self::Event) -> Self::State {
         let open = |o: &CaseOpening, kind| OpenedCase {
             case_id: o.case_id,
+            person_id: o.person_id,
             kind,
+            channel: o.channel,
             reference: o.reference.clone(),
             stage: Stage::Gathering,
             opened_at: o.submitted_at,
@@ -296,6 +369,15 @@ impl Decider for Consultation {
             }
             ConsultationEvent::MailRequested(m) => state.mail_keys.push(m.key.clone()),
             ConsultationEvent::MailQueued(m) => state.mail_keys.push(m.key.clone()),
+            work => {
+                if let Some(open) = state.opened.as_mut() {
+                    crate::casework::evolve(open, &mut state.work, work);
+                }
+            }
+        }
+        if let (Some(open), None) = (&state.opened, state.work.last_phase_change_at) {
+            state.work.last_phase_change_at = Some(open.opened_at);
+            state.work.last_activity_at = Some(open.opened_at);
         }
         state
     }
@@ -814,6 +896,7 @@ mod tests {
                 channel: Channel::Form,
                 submitted_at: rules().now,
                 privacy_purpose: "目的".into(),
+                desk_source: None,
             },
             inquiry: validate_inquiry(&input(), &rules()).unwrap(),
         }

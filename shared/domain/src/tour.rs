@@ -314,6 +314,17 @@ pub struct FeedbackPersonal {
     pub comments: Option<FreeText>,
 }
 
+/// Check-in on the day (受付): whether a confirmed party came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendanceRecorded {
+    pub sign_up_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub attended: bool,
+    /// Head counts, so that participants can be counted from this fact alone.
+    pub adults: u8,
+    pub children: u8,
+}
+
 /// Every fact recorded on a tour stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -327,6 +338,7 @@ pub enum TourEvent {
     TourSignUpPromoted(SignUpPromoted),
     TourSignUpCancelled(SignUpCancelled),
     TourFeedbackRecorded(FeedbackRecorded),
+    TourAttendanceRecorded(AttendanceRecorded),
     /// Legacy: tours rendered their mails when deciding until every mail became a
     /// `MailQueued`; kept so that stored events decode.
     MailRequested(MailRequested),
@@ -346,6 +358,7 @@ impl TourEvent {
         "TourSignUpPromoted",
         "TourSignUpCancelled",
         "TourFeedbackRecorded",
+        "TourAttendanceRecorded",
     ];
 
     /// A key unique to this fact within its stream. Each fact can happen at most once
@@ -362,6 +375,13 @@ impl TourEvent {
             TourEvent::TourSignUpPromoted(e) => format!("sign-up/{}/promoted", e.sign_up_id),
             TourEvent::TourSignUpCancelled(e) => format!("sign-up/{}/cancelled", e.sign_up_id),
             TourEvent::TourFeedbackRecorded(e) => format!("sign-up/{}/feedback", e.sign_up_id),
+            // Attendance can be corrected (a mis-click at the door): each record is
+            // its own fact, told apart by its time.
+            TourEvent::TourAttendanceRecorded(e) => format!(
+                "sign-up/{}/attendance/{}",
+                e.sign_up_id,
+                e.at.timestamp_nanos_opt().unwrap_or_default()
+            ),
             TourEvent::MailRequested(m) => format!("mail/{}", m.key),
             TourEvent::MailQueued(m) => format!("mail/{}", m.key),
         }
@@ -423,6 +443,12 @@ pub enum TourCommand {
         comments: Option<FreeText>,
         at: DateTime<Utc>,
     },
+    /// Check-in: the party came, or did not.
+    RecordAttendance {
+        sign_up_id: Uuid,
+        attended: bool,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Why a command was refused. Each is a clear answer to show the person who asked.
@@ -458,6 +484,12 @@ pub enum TourError {
     FeedbackAlreadyRecorded,
     #[error("satisfaction must be between 1 and 5")]
     InvalidSatisfaction,
+    #[error("attendance opens on the day of the tour")]
+    AttendanceNotOpen,
+    #[error("only confirmed parties can be checked in")]
+    NotConfirmed,
+    #[error("nothing would change")]
+    NoChange,
 }
 
 impl TourError {
@@ -484,6 +516,9 @@ impl TourError {
             TourError::FeedbackNotAllowed => "このお申し込みではアンケートにご回答いただけません。",
             TourError::FeedbackAlreadyRecorded => "アンケートはすでにご回答いただいています。",
             TourError::InvalidSatisfaction => "満足度は1〜5で選んでください。",
+            TourError::AttendanceNotOpen => "参加の記録はツアー当日から入力できます。",
+            TourError::NotConfirmed => "参加確定のお申し込みだけ参加を記録できます。",
+            TourError::NoChange => "変更はありません（すでにその状態です）。",
         }
     }
 }
@@ -531,6 +566,8 @@ pub struct SignUp {
     /// What it was when it was cancelled, and by whom.
     pub cancelled: Option<(Standing, CancelledBy, DateTime<Utc>)>,
     pub feedback: Option<u8>,
+    /// Check-in: `Some(true)` came, `Some(false)` no-show, `None` not recorded.
+    pub attended: Option<bool>,
 }
 
 impl SignUp {
@@ -682,6 +719,36 @@ impl Decider for Tour {
                 })])
             }
             TourCommand::SignUp { sign_up, at } => sign_up_for(state, sign_up, *at),
+            TourCommand::RecordAttendance {
+                sign_up_id,
+                attended,
+                at,
+            } => {
+                let details = state.details.as_ref().ok_or(TourError::NotScheduled)?;
+                let s = state.sign_up(*sign_up_id).ok_or(TourError::UnknownSignUp)?;
+                if state.status == TourStatus::Cancelled {
+                    return Err(TourError::TourCancelled);
+                }
+                // Check-in opens on the day: from 12 hours before the start.
+                if *at < details.starts_at - chrono::Duration::hours(12) {
+                    return Err(TourError::AttendanceNotOpen);
+                }
+                if !s.is_confirmed() {
+                    return Err(TourError::NotConfirmed);
+                }
+                if s.attended == Some(*attended) {
+                    return Err(TourError::NoChange);
+                }
+                Ok(vec![TourEvent::TourAttendanceRecorded(
+                    AttendanceRecorded {
+                        sign_up_id: *sign_up_id,
+                        at: *at,
+                        attended: *attended,
+                        adults: s.party.adults,
+                        children: s.party.children,
+                    },
+                )])
+            }
             TourCommand::CancelSignUp { sign_up_id, by, at } => {
                 cancel_sign_up(state, *sign_up_id, *by, *at)
             }
@@ -750,6 +817,7 @@ impl Decider for Tour {
                 promoted_at: None,
                 cancelled: None,
                 feedback: None,
+                attended: None,
             }),
             TourEvent::TourSignUpConfirmed(e) => {
                 if let Some(s) = state.sign_up_mut(e.sign_up_id) {
@@ -776,6 +844,11 @@ impl Decider for Tour {
             TourEvent::TourFeedbackRecorded(e) => {
                 if let Some(s) = state.sign_up_mut(e.sign_up_id) {
                     s.feedback = Some(e.satisfaction);
+                }
+            }
+            TourEvent::TourAttendanceRecorded(e) => {
+                if let Some(s) = state.sign_up_mut(e.sign_up_id) {
+                    s.attended = Some(e.attended);
                 }
             }
             TourEvent::MailRequested(_) | TourEvent::MailQueued(_) => {}

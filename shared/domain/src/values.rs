@@ -581,6 +581,8 @@ macro_rules! choices {
     };
 }
 
+pub(crate) use choices;
+
 choices!(
     /// 年代
     AgeGroup {

@@ -560,3 +560,31 @@ fn the_form_accepts_full_width_counts_and_blank_optionals() {
         "the service attributes the sign-up to a person"
     );
 }
+
+#[test]
+fn check_in_opens_on_the_day_for_confirmed_parties_and_can_be_corrected() {
+    let h = history(&[sign_up(1, 2, 1), sign_up(2, 1, 0)], scheduled(1, None));
+    let attend = |n: u128, attended: bool, at: DateTime<Utc>| TourCommand::RecordAttendance {
+        sign_up_id: sid(n),
+        attended,
+        at,
+    };
+    let day = t0() + Duration::days(30) - Duration::hours(1);
+    assert_eq!(
+        given_fails(&h, &attend(1, true, t0() + Duration::days(25))),
+        TourError::AttendanceNotOpen
+    );
+    assert_eq!(
+        given_fails(&h, &attend(2, true, day)),
+        TourError::NotConfirmed
+    );
+    let (came, state) = given_when(&h, &attend(1, true, day));
+    assert_eq!(state.sign_up(sid(1)).unwrap().attended, Some(true));
+    let h = [h, came].concat();
+    assert_eq!(given_fails(&h, &attend(1, true, day)), TourError::NoChange);
+    // A mis-click at the door is corrected with a later fact, with its own id.
+    let later = day + Duration::minutes(5);
+    let (fixed, state) = given_when(&h, &attend(1, false, later));
+    assert_eq!(state.sign_up(sid(1)).unwrap().attended, Some(false));
+    assert_ne!(fixed[0].key(), h.last().unwrap().key());
+}
