@@ -303,6 +303,15 @@ impl crate::decider::Aggregate for Consultation {
             ConsultationEvent::MailRequested(_) | ConsultationEvent::MailQueued(_)
         )
     }
+
+    /// A mail's id derives from its key, whoever queues it: a rule that runs twice,
+    /// or two schedulers at once, queue the very same event and the log keeps one.
+    fn event_id(command_id: Uuid, stream: &str, index: usize, event: &ConsultationEvent) -> Uuid {
+        match event {
+            ConsultationEvent::MailQueued(m) => m.event_id(stream),
+            _ => Uuid::new_v5(&command_id, format!("{stream}/{index}").as_bytes()),
+        }
+    }
 }
 
 impl Decider for Consultation {
