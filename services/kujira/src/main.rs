@@ -32,6 +32,11 @@ enum Command {
         #[command(subcommand)]
         command: kujira_tours::ToursCommand,
     },
+    /// Manages staff accounts of the desk (/desk).
+    Users {
+        #[command(subcommand)]
+        command: kujira_desk::UsersCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +81,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = serve::tours_state(&config, &db);
             let mut out = std::io::stdout().lock();
             let result = kujira_tours::run_cli(&state, command, &mut out).await;
+            out.flush().ok();
+            db.close().await?;
+            result
+        }
+        Command::Users { command } => {
+            let db = db::Database::open(&config).await?;
+            db.migrate().await?;
+            let state = serve::desk_state(&config, &db);
+            let mut stdin = std::io::stdin().lock();
+            let password = kujira_desk::PasswordInput::from_stdin(&mut stdin);
+            let mut out = std::io::stdout().lock();
+            let result = kujira_desk::run_cli(&state, command, password, &mut out).await;
             out.flush().ok();
             db.close().await?;
             result

@@ -30,6 +30,14 @@ pub fn tours_state(config: &Config, db: &Database) -> kujira_tours::ToursState {
     )
 }
 
+pub fn desk_state(config: &Config, db: &Database) -> kujira_desk::DeskState {
+    kujira_desk::DeskState::new(
+        Arc::new(config.clone()),
+        EventStore::new(db.pool.clone()),
+        Arc::new(SystemClock),
+    )
+}
+
 /// Every projection `serve` runs.
 pub fn projector(store: &EventStore) -> Projector {
     Projector::new(store.clone())
@@ -63,11 +71,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.clone(),
         )));
     workers.spawn(mailer.run(shutdown.clone()));
+    workers.spawn(kujira_desk::session_cleanup(
+        db.pool.clone(),
+        kujira_desk::SESSION_CLEANUP_EVERY,
+        shutdown.clone(),
+    ));
 
     // Written with errors ignored: a closed stdout (a detached terminal, a pipe the
     // reader let go) must never take the service down, as `println!` would.
     let mut banner = format!(
-        "kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours)\n"
+        "kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours, staff desk: http://{addr}/desk)\n"
     );
     if config.smtp_url.is_none() {
         banner.push_str(&format!(
@@ -124,8 +137,13 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
         kit.clone(),
     ));
     let tours = kujira_tours::router(
-        kujira_tours::ToursState::new(config.clone(), store.clone(), clock).with_kit(kit),
+        kujira_tours::ToursState::new(config.clone(), store.clone(), clock.clone()).with_kit(kit),
     );
+    let desk = kujira_desk::router(kujira_desk::DeskState::new(
+        config.clone(),
+        store.clone(),
+        clock,
+    ));
     let mut doc = kujira_intake::openapi();
     doc.merge(kujira_tours::openapi());
     doc.info.title = "kujira".into();
@@ -146,7 +164,8 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
             get(|| async { axum::response::Redirect::to("/inquiry") }),
         )
         .merge(intake)
-        .merge(tours);
+        .merge(tours)
+        .merge(desk);
     with_security_headers(app)
         .layer(axum::Extension(kujira_web::TrustedProxies(
             config.trusted_proxies.clone(),
