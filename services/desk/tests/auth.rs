@@ -125,7 +125,7 @@ async fn a_success_resets_the_count_of_failures() {
 async fn failures_are_limited_per_client_and_ipv6_counts_per_64() {
     let app = App::new().await;
     app.user("a@example.jp", Role::Viewer).await;
-    let mut attacker = app.browser().from_ip("2001:db8:1:2::1");
+    let mut attacker = app.browser().at_ip("2001:db8:1:2::1");
     for i in 0..BURST {
         let res = attacker
             .try_login(&format!("guess{i}@example.jp"), "wrong password 1")
@@ -137,12 +137,12 @@ async fn failures_are_limited_per_client_and_ipv6_counts_per_64() {
     assert!(refused.body.contains("しばらくしてからお試しください"));
     assert_eq!(refused.headers["retry-after"], "60");
     // Another address in the same /64 is the same client.
-    let mut neighbour = app.browser().from_ip("2001:db8:1:2:ffff::9");
+    let mut neighbour = app.browser().at_ip("2001:db8:1:2:ffff::9");
     let refused = neighbour.try_login("a@example.jp", PASSWORD).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     // Another client is not held back.
     app.browser()
-        .from_ip("2001:db8:1:3::1")
+        .at_ip("2001:db8:1:3::1")
         .login("a@example.jp", PASSWORD)
         .await;
     // One more attempt a minute later.

@@ -182,7 +182,7 @@ pub struct Browser<'a> {
 }
 
 impl Browser<'_> {
-    pub fn from_ip(mut self, ip: &str) -> Self {
+    pub fn at_ip(mut self, ip: &str) -> Self {
         self.ip = Some(SocketAddr::new(ip.parse().unwrap(), 40000));
         self
     }
