@@ -34,6 +34,8 @@ pub enum Section {
 /// Desk additions to the public kit's styles: a wider page, a menu bar, tables.
 const DESK_CSS: &str = r#"
 main{max-width:72rem}
+input[type=password]{width:100%;font-size:1rem;padding:.6rem;border:1px solid #767676;border-radius:4px;background:#fff}
+.narrow{max-width:32rem}
 .site-header{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;justify-content:space-between}
 .site-header .who{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem;font-size:.9rem}
 .site-header .who form{margin:0}
@@ -58,6 +60,14 @@ thead th{background:#f0f0ec;white-space:nowrap}
 .status-locked{color:#8a4b00;font-weight:700}
 .vh{position:absolute !important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
 .panel{background:#fff;border:1px solid #c9c9c5;border-radius:4px;padding:1rem 1rem .25rem;margin:0 0 1.5rem}
+.panel>h2:first-child{margin-top:0}
+.cell-label{display:none}
+@media (max-width:40rem){
+table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+table.stack tr{display:block;border-bottom:2px solid #c9c9c5;padding:.5rem 0}
+table.stack th,table.stack td{display:block;border:0;padding:.2rem .75rem}
+table.stack .cell-label{display:inline-block;min-width:6.5rem;font-weight:700;color:#4a4a4a;font-size:.85rem}
+}
 @media (min-width:40rem){.actions .button{min-width:12rem}}
 "#;
 
@@ -142,6 +152,15 @@ pub fn table_region(label: &str, table: Markup) -> Markup {
     html! {
         div.table-wrap role="region" aria-label=(label) tabindex="0" { (table) }
     }
+}
+
+/// The label of a cell, shown only on phones where a `table.stack` turns each row
+/// into a card. Hidden from assistive technology, which has the column header.
+/// A `table.stack` keeps explicit ARIA roles (`table`, `rowgroup`, `row`,
+/// `columnheader`, `rowheader`, `cell`) because browsers drop the table semantics
+/// of an element whose `display` is changed.
+pub fn cell_label(text: &str) -> Markup {
+    html! { span.cell-label aria-hidden="true" { (text) } }
 }
 
 /// A confirmation shown after a successful action (`role="status"`).

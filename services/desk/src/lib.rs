@@ -64,6 +64,7 @@ pub struct DeskState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     config: Arc<Config>,
+    words: Arc<CityWords>,
     store: EventStore,
     kit: Kit,
     users: Users,
@@ -79,6 +80,7 @@ impl DeskState {
             users: Users::new(store.clone(), clock.clone()),
             sessions: session_store(store.pool()),
             login_limiter: auth::limit::LoginLimiter::new(clock),
+            words: Arc::new(config.words.clone()),
             config,
             store,
             kit,
@@ -89,8 +91,8 @@ impl DeskState {
         &self.0.config
     }
 
-    pub fn words(&self) -> &CityWords {
-        &self.0.config.words
+    pub fn words(&self) -> &Arc<CityWords> {
+        &self.0.words
     }
 
     pub fn store(&self) -> &EventStore {

@@ -143,6 +143,23 @@ async fn a_duplicate_address_is_refused_with_a_clear_message_whatever_its_case()
     assert_eq!(res.input_value("display_name").as_deref(), Some("二人目"));
     assert_eq!(app.state.users().list().await.unwrap().len(), 1);
     assert_eq!(app.events().await.len(), 1, "no event for a refused add");
+    // Said at once, beside the other errors.
+    let res = b
+        .post_form(
+            "/desk/users",
+            &add_pairs("admin@example.jp", "二人目", "viewer", "short"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.body.contains("入力内容に2件の誤りがあります"),
+        "{}",
+        res.body
+    );
+    assert!(
+        res.body
+            .contains("このメールアドレスのユーザーはすでに登録されています")
+    );
 }
 
 #[tokio::test]

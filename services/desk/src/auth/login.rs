@@ -157,7 +157,7 @@ fn page(
     let password_field = Field::new("password", "パスワード", true)
         .help(&help)
         .error(errors.get("password"));
-    let body: Markup = html! {
+    let body: Markup = html! { div.narrow {
         h1 { "ログイン" }
         @if let Some(text) = notice { (layout::notice(text)) }
         (errors.summary(|f| if f == "email" { "メールアドレス".into() } else { "パスワード".into() }))
@@ -178,7 +178,7 @@ fn page(
             div.actions { button.button type="submit" { "ログイン" } }
         }
         p { "アカウントをお持ちでない場合や、パスワードを忘れた場合は、管理者に連絡してください。" }
-    };
+    } };
     (
         status,
         Html(layout::bare_page("ログイン", body).into_string()),

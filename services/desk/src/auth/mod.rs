@@ -214,7 +214,7 @@ where
             display_name: user.display_name,
             role: user.role,
             csrf_token,
-            words: Arc::new(desk.words().clone()),
+            words: desk.words().clone(),
         })
     }
 }

@@ -16,7 +16,7 @@ use crate::auth::password::MIN_CHARS;
 use crate::auth::{Require, Role, Staff, need};
 use crate::error::AppError;
 use crate::form::{CsrfForm, FormErrors};
-use crate::layout::{self, Section, datetime_ja};
+use crate::layout::{self, Section, cell_label, datetime_ja};
 
 type Admin = Require<need::ManageUsers>;
 
@@ -97,17 +97,14 @@ fn render(state: &DeskState, status: StatusCode, v: View) -> Response {
         (v.add_errors.summary(label_of))
         (fields::error_summary(&row_summary))
         (layout::table_region("ユーザーの一覧", html! {
-            table {
+            table.stack role="table" {
                 caption.vh { "ユーザーの一覧（" (v.users.len()) "人）" }
-                thead { tr {
-                    th scope="col" { "表示名" }
-                    th scope="col" { "メールアドレス" }
-                    th scope="col" { "役割" }
-                    th scope="col" { "状態" }
-                    th scope="col" { "最終ログイン" }
-                    th scope="col" { "操作" }
+                thead role="rowgroup" { tr role="row" {
+                    @for h in ["表示名", "メールアドレス", "役割", "状態", "最終ログイン", "操作"] {
+                        th scope="col" role="columnheader" { (h) }
+                    }
                 } }
-                tbody {
+                tbody role="rowgroup" {
                     @for u in v.users {
                         (row(v.staff, u, now, tz, v.row_error.as_ref().filter(|e| e.user_id == u.user_id), &role_options))
                     }
@@ -169,10 +166,11 @@ fn row(
     let status_error_id = format!("f-status-{id}-error");
     let me = u.user_id == staff.id;
     html! {
-        tr {
-            th scope="row" { (u.display_name) @if me { "（あなた）" } }
-            td { (u.email) }
-            td {
+        tr role="row" {
+            th scope="row" role="rowheader" { (u.display_name) @if me { "（あなた）" } }
+            td role="cell" { (cell_label("メール")) (u.email) }
+            td role="cell" {
+                (cell_label("役割"))
                 form.inline-form method="post" action=(format!("/desk/users/{id}/role")) {
                     (staff.csrf_field())
                     label.vh for=(role_select_id) { (u.display_name) "の役割" }
@@ -191,7 +189,8 @@ fn row(
                     }
                 }
             }
-            td {
+            td role="cell" {
+                (cell_label("状態"))
                 @if u.disabled {
                     span.status-off { "無効" }
                 } @else if u.locked(now) {
@@ -200,8 +199,8 @@ fn row(
                     "有効"
                 }
             }
-            td { (datetime_ja(u.last_login_at, tz)) }
-            td {
+            td role="cell" { (cell_label("最終ログイン")) (datetime_ja(u.last_login_at, tz)) }
+            td role="cell" {
                 div.inline-form {
                     @if u.disabled {
                         (action_button(staff, id, "enable", "有効にする", &u.display_name, Some(&status_id), status_error.map(|_| status_error_id.as_str())))
@@ -289,6 +288,15 @@ pub async fn add(
             Err(e) => return Err(users_error(e)),
         },
         Err(list) => {
+            // Say at once that the address is taken, not only after the rest is fixed.
+            if !list.iter().any(|e| e.field() == "email")
+                && state.users().find_by_email(&values.email).await?.is_some()
+            {
+                errors.add(
+                    "email",
+                    UsersError::DuplicateEmail.message_ja().unwrap_or_default(),
+                );
+            }
             for e in list {
                 errors.add(e.field(), e.message_ja());
             }
