@@ -17,6 +17,8 @@ CREATE TABLE staff_users (
     locked_until         timestamptz,
     last_failed_login_at timestamptz,
     last_login_at        timestamptz,
+    -- Sessions that began before this moment are refused (set with a new password).
+    sessions_valid_after timestamptz,
     created_at           timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL,
     version              bigint      NOT NULL,

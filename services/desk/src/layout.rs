@@ -62,6 +62,10 @@ thead th{background:#f0f0ec;white-space:nowrap}
 .panel{background:#fff;border:1px solid #c9c9c5;border-radius:4px;padding:1rem 1rem .25rem;margin:0 0 1.5rem}
 .panel>h2:first-child{margin-top:0}
 .cell-label{display:none}
+details{margin-top:.5rem}
+summary{cursor:pointer;color:#0045a5;text-decoration:underline;padding:.25rem 0}
+details input[type=password]{max-width:16rem}
+details label{display:block;font-size:.9rem;font-weight:700;flex-basis:100%}
 @media (max-width:40rem){
 table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 table.stack tr{display:block;border-bottom:2px solid #c9c9c5;padding:.5rem 0}

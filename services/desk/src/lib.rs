@@ -201,6 +201,10 @@ pub fn router(state: DeskState) -> Router {
         .route("/desk/users/{id}/disable", post(users::pages::disable))
         .route("/desk/users/{id}/enable", post(users::pages::enable))
         .route("/desk/users/{id}/unlock", post(users::pages::unlock))
+        .route(
+            "/desk/users/{id}/password",
+            post(users::pages::set_password),
+        )
         .route("/desk/{*rest}", any(home::not_found));
     kujira_web::with_body_limit(routes)
         .layer(axum::middleware::from_fn_with_state(

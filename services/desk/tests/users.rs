@@ -352,3 +352,58 @@ async fn markup_in_names_is_shown_as_text() {
     assert!(!page.body.contains("<script>alert(1)</script>"));
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 }
+
+#[tokio::test]
+async fn an_admin_resets_a_password_and_the_accounts_sessions_end() {
+    let app = App::new().await;
+    let (mut b, me) = admin(&app).await;
+    let c = app.user("c@example.jp", Role::Concierge).await;
+    let mut cb = app.browser();
+    cb.login("c@example.jp", PASSWORD).await;
+    let path = format!("/desk/users/{}/password", c.user_id);
+
+    let res = b.post_form(&path, &[("password", "too short")]).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.body
+            .contains("パスワードは12文字以上にしてください（入力は9文字です）")
+    );
+    assert!(res.body.contains(&format!(
+        "aria-describedby=\"f-password-{}-error\"",
+        c.user_id
+    )));
+    assert!(
+        res.body.contains("<details open"),
+        "the row's form is shown open"
+    );
+    assert!(!res.body.contains("too short"));
+
+    app.clock.advance(chrono::Duration::seconds(1));
+    let res = b
+        .post_form(&path, &[("password", "new password for c")])
+        .await;
+    assert_eq!(res.location(), Some("/desk/users?done=password"));
+    // The concierge's session ended; the old password no longer works.
+    let res = cb.get("/desk").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert!(cb.session_cookie().is_none());
+    let old = app.browser().try_login("c@example.jp", PASSWORD).await;
+    assert_eq!(old.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.browser()
+        .login("c@example.jp", "new password for c")
+        .await;
+    // The admin's own session is untouched.
+    assert_eq!(b.get("/desk/users").await.status, StatusCode::OK);
+
+    let events = app.events().await;
+    let (_, kind, data, actor) = events.last().unwrap();
+    assert_eq!(kind, "StaffPasswordSet");
+    assert_eq!(actor, &format!("staff:{}", me.user_id));
+    assert_eq!(
+        data.as_object().unwrap().len(),
+        2,
+        "user_id and at only: {data}"
+    );
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains("argon2") && !all.contains("new password"));
+}

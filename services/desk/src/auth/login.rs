@@ -43,7 +43,7 @@ async fn logged_in(state: &DeskState, session: &Session) -> Result<bool, AppErro
         .users()
         .find(held.user_id)
         .await?
-        .is_some_and(|u| !u.disabled))
+        .is_some_and(|u| !u.disabled && u.sessions_valid_after.is_none_or(|t| held.since >= t)))
 }
 
 pub async fn form(
@@ -125,6 +125,7 @@ pub async fn submit(
             SESSION_USER,
             SessionUser {
                 user_id: user.user_id,
+                since: state.now(),
             },
         )
         .await

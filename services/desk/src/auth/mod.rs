@@ -34,6 +34,8 @@ pub(crate) const SESSION_USER: &str = "staff_user";
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct SessionUser {
     pub user_id: Uuid,
+    /// When the login happened (the desk's clock).
+    pub since: chrono::DateTime<chrono::Utc>,
 }
 
 /// A staff member's role.
@@ -197,9 +199,12 @@ where
             return Err(login_required());
         };
         let user = desk.users().find(held.user_id).await?;
-        let Some(user) = user.filter(|u| !u.disabled) else {
-            // Disabled (or removed) since the login: the session ends here.
-            tracing::info!(user_id = %held.user_id, "session of a disabled account ended");
+        let valid = |u: &crate::users::StaffUser| {
+            !u.disabled && u.sessions_valid_after.is_none_or(|t| held.since >= t)
+        };
+        let Some(user) = user.filter(valid) else {
+            // Disabled, or a new password was set, since the login: the session ends.
+            tracing::info!(user_id = %held.user_id, "session ended: account disabled or password reset");
             session.flush().await.map_err(AppError::internal)?;
             return Err(login_required());
         };

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Changed, NewUser, NewUserError, StaffUser, Users, UsersError};
 use crate::auth::Role;
-use crate::auth::password::MIN_CHARS;
+use crate::auth::password::{MIN_CHARS, Password};
 use crate::layout::datetime_ja;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +58,9 @@ pub enum UsersCommand {
     Enable { email: String },
     /// Lifts a failed-login lockout before its 15 minutes run out.
     Unlock { email: String },
+    /// Sets a new password (one line from standard input, as for `add`) and ends
+    /// the account's sessions.
+    SetPassword { email: String },
 }
 
 /// Where `users add` reads the password from.
@@ -205,6 +208,17 @@ pub async fn run_cli(
                 .await
                 .map_err(|e| user_error(e, &email))?;
             report(out, done, &email, "enabled")?;
+        }
+        UsersCommand::SetPassword { email } => {
+            let user = by_email(users, &email).await?;
+            let secret = password.read()?;
+            let new = Password::new(&secret)
+                .map_err(|e| anyhow::anyhow!("password: {}", e.message_ja()))?;
+            let done = users
+                .set_password(user.user_id, new, &meta())
+                .await
+                .map_err(|e| user_error(e, &email))?;
+            report(out, done, &email, "password set; its sessions ended")?;
         }
         UsersCommand::Unlock { email } => {
             let user = by_email(users, &email).await?;

@@ -47,6 +47,11 @@ pub enum StaffEvent {
         user_id: Uuid,
         at: DateTime<Utc>,
     },
+    /// A new password was set (the fact only); the account's sessions ended.
+    StaffPasswordSet {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 impl StaffEvent {
@@ -57,6 +62,7 @@ impl StaffEvent {
             Self::StaffUserDisabled { .. } => "StaffUserDisabled",
             Self::StaffUserEnabled { .. } => "StaffUserEnabled",
             Self::StaffUserUnlocked { .. } => "StaffUserUnlocked",
+            Self::StaffPasswordSet { .. } => "StaffPasswordSet",
         }
     }
 }

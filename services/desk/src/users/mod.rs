@@ -53,6 +53,8 @@ pub struct StaffUser {
     pub failed_logins: i32,
     pub locked_until: Option<DateTime<Utc>>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Sessions that began before this are refused (a new password was set).
+    pub sessions_valid_after: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub version: i64,
 }
@@ -65,7 +67,7 @@ impl StaffUser {
 }
 
 const COLUMNS: &str = "user_id, email, display_name, role, disabled, failed_logins, \
-     locked_until, last_login_at, created_at, version";
+     locked_until, last_login_at, sessions_valid_after, created_at, version";
 
 fn from_row(row: &PgRow) -> Result<StaffUser, sqlx::Error> {
     let role: String = row.try_get("role")?;
@@ -81,6 +83,7 @@ fn from_row(row: &PgRow) -> Result<StaffUser, sqlx::Error> {
         failed_logins: row.try_get("failed_logins")?,
         locked_until: row.try_get("locked_until")?,
         last_login_at: row.try_get("last_login_at")?,
+        sessions_valid_after: row.try_get("sessions_valid_after")?,
         created_at: row.try_get("created_at")?,
         version: row.try_get("version")?,
     })
@@ -338,12 +341,38 @@ impl Users {
         .await
     }
 
-    /// Locks the row, decides, refuses a change that leaves no active admin,
-    /// applies the event to the row and appends it, all in one transaction.
+    /// Sets a new password (an admin's reset, or the CLI's) and ends every session
+    /// of the account. The event records the fact only, never the hash. A locked
+    /// account is unlocked: whoever set the password may give it to its owner.
+    pub async fn set_password(
+        &self,
+        user_id: Uuid,
+        password: Password,
+        meta: &Metadata,
+    ) -> Result<Changed, UsersError> {
+        let hash = password::hash_blocking(password).await?;
+        self.change_with(user_id, meta, Some(hash), |_, at| {
+            Some(StaffEvent::StaffPasswordSet { user_id, at })
+        })
+        .await
+    }
+
     async fn change(
         &self,
         user_id: Uuid,
         meta: &Metadata,
+        decide: impl FnOnce(&StaffUser, DateTime<Utc>) -> Option<StaffEvent>,
+    ) -> Result<Changed, UsersError> {
+        self.change_with(user_id, meta, None, decide).await
+    }
+
+    /// Locks the row, decides, refuses a change that leaves no active admin,
+    /// applies the event to the row and appends it, all in one transaction.
+    async fn change_with(
+        &self,
+        user_id: Uuid,
+        meta: &Metadata,
+        new_hash: Option<String>,
         decide: impl FnOnce(&StaffUser, DateTime<Utc>) -> Option<StaffEvent>,
     ) -> Result<Changed, UsersError> {
         let now = self.now();
@@ -388,17 +417,22 @@ impl Users {
             StaffEvent::StaffUserUnlocked { .. } => {
                 (user.role, ", failed_logins = 0, locked_until = NULL")
             }
+            StaffEvent::StaffPasswordSet { .. } => (
+                user.role,
+                ", sessions_valid_after = $2, failed_logins = 0, locked_until = NULL",
+            ),
             StaffEvent::StaffUserAdded { .. } => {
                 return Err(anyhow::anyhow!("an account cannot be added twice").into());
             }
         };
         sqlx::query(&format!(
-            "UPDATE staff_users SET role = $3{also}, version = version + 1, updated_at = $2 \
-             WHERE user_id = $1"
+            "UPDATE staff_users SET role = $3, password_hash = coalesce($4::text, password_hash){also}, \
+             version = version + 1, updated_at = $2 WHERE user_id = $1"
         ))
         .bind(user_id)
         .bind(now)
         .bind(role.as_str())
+        .bind(new_hash)
         .execute(&mut *tx.conn())
         .await?;
         tx.append(

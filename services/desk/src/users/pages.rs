@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{Changed, NewUser, StaffUser, UsersError};
 use crate::DeskState;
-use crate::auth::password::MIN_CHARS;
+use crate::auth::password::{MIN_CHARS, Password};
 use crate::auth::{Require, Role, Staff, need};
 use crate::error::AppError;
 use crate::form::{CsrfForm, FormErrors};
@@ -34,6 +34,9 @@ fn done_text(done: &str) -> Option<&'static str> {
         }
         "enabled" => "ユーザーを有効にしました。",
         "unlocked" => "ロックを解除しました。",
+        "password" => {
+            "パスワードを再設定しました。このユーザーのログイン中の画面は終了しました。新しいパスワードは本人に安全な方法で伝えてください。"
+        }
         "unchanged" => "すでにその状態のため、変更はありませんでした。",
         _ => return None,
     })
@@ -86,10 +89,26 @@ fn render(state: &DeskState, status: StatusCode, v: View) -> Response {
     let password_help = format!(
         "{MIN_CHARS}文字以上。本人に安全な方法で伝えてください（メールに書かないでください）。"
     );
+    // Each row error names whose account and what: 「柏崎 花子の役割：…」.
     let row_summary: Vec<(String, String)> = v
         .row_error
         .iter()
-        .map(|e| (format!("{}-{}", e.field, e.user_id), e.message.clone()))
+        .map(|e| {
+            let whose = v
+                .users
+                .iter()
+                .find(|u| u.user_id == e.user_id)
+                .map_or("", |u| u.display_name.as_str());
+            let what = match e.field {
+                "role" => "役割",
+                "password" => "パスワード再設定",
+                _ => "状態",
+            };
+            (
+                format!("{}-{}", e.field, e.user_id),
+                format!("{whose}の{what}：{}", e.message),
+            )
+        })
         .collect();
     let body = html! {
         h1 { "ユーザー" }
@@ -159,6 +178,9 @@ fn row(
     let id = u.user_id;
     let role_error = error.filter(|e| e.field == "role");
     let status_error = error.filter(|e| e.field == "status");
+    let password_error = error.filter(|e| e.field == "password");
+    let password_id = format!("f-password-{id}");
+    let password_error_id = format!("f-password-{id}-error");
     // `f-<field>-<id>`: the error summary links to these.
     let role_select_id = format!("f-role-{id}");
     let role_error_id = format!("f-role-{id}-error");
@@ -212,6 +234,21 @@ fn row(
                     }
                     @if let Some(e) = status_error {
                         p.error-text id=(status_error_id) { "エラー：" (e.message) }
+                    }
+                }
+                details open[password_error.is_some()] {
+                    summary { "パスワード再設定" span.vh { "（" (u.display_name) "）" } }
+                    form.inline-form method="post" action=(format!("/desk/users/{id}/password")) {
+                        (staff.csrf_field())
+                        label for=(password_id) { "新しいパスワード（" (MIN_CHARS) "文字以上）" }
+                        input type="password" id=(password_id) name="password" autocomplete="new-password"
+                            maxlength="256"
+                            aria-invalid=[password_error.map(|_| "true")]
+                            aria-describedby=[password_error.map(|_| password_error_id.clone())];
+                        @if let Some(e) = password_error {
+                            p.error-text id=(password_error_id) { "エラー：" (e.message) }
+                        }
+                        button.button.secondary.small type="submit" { "再設定する" }
                     }
                 }
             }
@@ -446,6 +483,34 @@ pub async fn enable(
     let id = existing(&state, &raw).await?;
     let result = state.users().enable(id, &staff.metadata()).await;
     after_row_action(&state, &staff, id, "status", result, "enabled").await
+}
+
+pub async fn set_password(
+    State(state): State<DeskState>,
+    Require(staff, _): Admin,
+    Path(raw): Path<String>,
+    CsrfForm(form): CsrfForm,
+) -> Result<Response, AppError> {
+    let id = existing(&state, &raw).await?;
+    let password = match Password::new(form.get("password")) {
+        Ok(p) => p,
+        Err(e) => {
+            return row_error_page(
+                &state,
+                &staff,
+                id,
+                "password",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.message_ja(),
+            )
+            .await;
+        }
+    };
+    let result = state
+        .users()
+        .set_password(id, password, &staff.metadata())
+        .await;
+    after_row_action(&state, &staff, id, "password", result, "password").await
 }
 
 pub async fn unlock(
