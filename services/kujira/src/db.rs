@@ -54,12 +54,16 @@ impl Database {
         })
     }
 
-    /// Applies every service's migrations, in version order.
+    /// Applies every service's migrations, in version order, then the session
+    /// store's own table (tower-sessions creates it itself).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         migrator()
             .run(&self.pool)
             .await
-            .context("cannot apply the database migrations")
+            .context("cannot apply the database migrations")?;
+        kujira_desk::setup(&self.pool)
+            .await
+            .context("cannot create the desk's session table")
     }
 
     /// The personal event store: the log behind the vault, unlocked with the
@@ -95,5 +99,6 @@ pub fn migrator() -> sqlx::migrate::Migrator {
         &kujira_intake::MIGRATOR,
         &kujira_tours::MIGRATOR,
         &kujira_scheduler::MIGRATOR,
+        &kujira_desk::MIGRATOR,
     ])
 }

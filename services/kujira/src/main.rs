@@ -32,6 +32,11 @@ enum Command {
         #[command(subcommand)]
         command: kujira_tours::ToursCommand,
     },
+    /// Manages staff accounts of the desk (/desk).
+    Users {
+        #[command(subcommand)]
+        command: kujira_desk::UsersCommand,
+    },
     /// Personal data (個人情報): sealing legacy events, erasure, export, statistics.
     Privacy {
         #[command(subcommand)]
@@ -129,6 +134,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Users { command } => {
+            with_db(&config, async |db| {
+                let store = db.store(&config).await?;
+                let state = serve::desk_state(&config, store);
+                let mut stdin = std::io::stdin().lock();
+                let password = kujira_desk::PasswordInput::from_stdin(&mut stdin);
+                let mut out = std::io::stdout().lock();
+                let result = kujira_desk::run_cli(&state, command, password, &mut out).await;
+                out.flush().ok();
+                result
+            })
+            .await
         }
     }
 }

@@ -27,6 +27,10 @@ pub fn tours_state(config: &Config, store: Store) -> kujira_tours::ToursState {
     kujira_tours::ToursState::new(Arc::new(config.clone()), store, Arc::new(SystemClock))
 }
 
+pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
+    kujira_desk::DeskState::new(Arc::new(config.clone()), store, Arc::new(SystemClock))
+}
+
 /// Every projection `serve` runs.
 pub fn projector(store: &EventStore) -> Projector {
     Projector::new(store.clone())
@@ -76,11 +80,16 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
     });
     let mailer = mailer(&config, &store, clock.clone())?;
     workers.spawn(mailer.run(shutdown.clone()));
+    workers.spawn(kujira_desk::session_cleanup(
+        db.pool.clone(),
+        kujira_desk::SESSION_CLEANUP_EVERY,
+        shutdown.clone(),
+    ));
 
     // Written with errors ignored: a closed stdout (a detached terminal, a pipe the
     // reader let go) must never take the service down, as `println!` would.
     let mut banner = format!(
-        "kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours)\n"
+        "kujira is serving on http://{addr}/  (inquiry form: http://{addr}/inquiry, tours: http://{addr}/tours, staff desk: http://{addr}/desk)\n"
     );
     if config.smtp_url.is_none() {
         banner.push_str(&format!(
@@ -153,8 +162,13 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         kit.clone(),
     ));
     let tours = kujira_tours::router(
-        kujira_tours::ToursState::new(config.clone(), store.clone(), clock).with_kit(kit),
+        kujira_tours::ToursState::new(config.clone(), store.clone(), clock.clone()).with_kit(kit),
     );
+    let desk = kujira_desk::router(kujira_desk::DeskState::new(
+        config.clone(),
+        store.clone(),
+        clock,
+    ));
     let mut doc = kujira_intake::openapi();
     doc.merge(kujira_tours::openapi());
     doc.info.title = "kujira".into();
@@ -180,7 +194,8 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
             get(|| async { axum::response::Redirect::to("/inquiry") }),
         )
         .merge(intake)
-        .merge(tours);
+        .merge(tours)
+        .merge(desk);
     with_security_headers(app)
         .layer(axum::Extension(kujira_web::TrustedProxies(
             config.trusted_proxies.clone(),

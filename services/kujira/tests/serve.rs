@@ -109,6 +109,14 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
         .unwrap();
     assert_eq!(form.status(), 200);
     assert!(form.text().await.unwrap().contains("lang=\"ja\""));
+    // The staff desk is served.
+    let login = client
+        .get(format!("{}/desk/login", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    assert!(login.text().await.unwrap().contains("name=\"password\""));
 
     let first = submit(&client, &server.url).await;
     // The concierge notice and the auto-reply arrive as .eml files.

@@ -47,7 +47,8 @@ mod store;
 mod types;
 
 pub use store::{
-    EventStore, NOTIFY_CHANNEL, NOTIFY_COALESCE, ReaderLag, Subscription, read_all_with,
+    EventStore, NOTIFY_CHANNEL, NOTIFY_COALESCE, ReaderLag, Subscription, Transaction,
+    read_all_with,
 };
 pub use types::{
     AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamName,

@@ -8,6 +8,10 @@ use sqlx::{PgPool, Postgres, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+mod transaction;
+
+pub use transaction::Transaction;
+
 use crate::types::{
     AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamName,
 };
