@@ -22,7 +22,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use kujira_config::{Clock, Config};
 use kujira_eventlog::EventStore;
-use kujira_web::Kit;
+use kujira_web::{Fingerprints, Kit};
 
 pub use catalogue::{TourCatalogueProjection, TourSummary};
 pub use cli::{ToursCommand, run_cli};
@@ -36,6 +36,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub struct ToursState {
     tours: Tours,
     kit: Kit,
+    /// Keyed hashes of API bodies, to recognise a reused `Idempotency-Key`.
+    fingerprints: Fingerprints,
 }
 
 impl ToursState {
@@ -43,6 +45,7 @@ impl ToursState {
     pub fn new(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Self {
         let kit = Kit::new(&config, clock.clone());
         Self {
+            fingerprints: Fingerprints::new(config.secret.expose(), "tours"),
             tours: Tours::new(config, store, clock),
             kit,
         }
@@ -61,6 +64,10 @@ impl ToursState {
 
     pub fn kit(&self) -> &Kit {
         &self.kit
+    }
+
+    pub fn fingerprints(&self) -> &Fingerprints {
+        &self.fingerprints
     }
 
     pub fn config(&self) -> &Config {

@@ -71,6 +71,8 @@ pub struct Executed {
 pub struct Actor {
     pub name: String,
     pub correlation_id: Uuid,
+    /// More metadata for every event the command records (an API request's fingerprint).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Actor {
@@ -78,7 +80,14 @@ impl Actor {
         Self {
             name: name.into(),
             correlation_id: Uuid::now_v7(),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// Records `key: value` in the metadata of every event of the command.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
     }
 }
 
@@ -210,7 +219,8 @@ impl Tours {
                 .into_iter()
                 .chain(mails.into_iter().map(TourEvent::MailRequested))
                 .collect();
-            let metadata = Metadata::new(actor.name.clone(), actor.correlation_id);
+            let mut metadata = Metadata::new(actor.name.clone(), actor.correlation_id);
+            metadata.extra.extend(actor.extra.clone());
             let new_events = recorded
                 .iter()
                 .map(|e| NewEvent::encode(event_id(&stream, e), e, metadata.clone()))
