@@ -78,9 +78,13 @@ impl App {
     }
 
     async fn document(&self) -> Value {
-        self.send(Request::get("/api/openapi.json").body(Body::empty()).unwrap())
-            .await
-            .body
+        self.send(
+            Request::get("/api/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .body
     }
 
     fn sign_ups(&self) -> String {
@@ -158,10 +162,10 @@ fn party(n: usize) -> Value {
 
 /// The request body schema of `POST <path>` in the served document, compiled.
 fn request_schema(doc: &Value, path: &str) -> jsonschema::Validator {
-    let reference = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
-        ["schema"]["$ref"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{path} has a JSON body: {doc:#}"));
+    let reference =
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path} has a JSON body: {doc:#}"));
     let name = reference.rsplit('/').next().unwrap();
     jsonschema::draft202012::new(&doc["components"]["schemas"][name]).unwrap()
 }
@@ -221,7 +225,8 @@ async fn the_apis_accept_exactly_what_their_schemas_accept() {
         let a = app.post("/api/v1/inquiries", body, None).await;
         let accepted = a.status == StatusCode::CREATED;
         assert_eq!(
-            accepted, schema_says,
+            accepted,
+            schema_says,
             "the API answered {} to a body the schema {}: {body}\n{}",
             a.status,
             if schema_says { "accepts" } else { "refuses" },
@@ -253,7 +258,8 @@ async fn the_apis_accept_exactly_what_their_schemas_accept() {
         let a = app.post(&app.sign_ups(), body, None).await;
         let accepted = a.status == StatusCode::CREATED;
         assert_eq!(
-            accepted, schema_says,
+            accepted,
+            schema_says,
             "the API answered {} to a body the schema {}: {body}\n{}",
             a.status,
             if schema_says { "accepts" } else { "refuses" },
@@ -269,7 +275,10 @@ async fn the_apis_accept_exactly_what_their_schemas_accept() {
             None,
         )
         .await;
-    assert_eq!(a.body["errors"]["consent"], "個人情報の取り扱いへの同意が必要です。");
+    assert_eq!(
+        a.body["errors"]["consent"],
+        "個人情報の取り扱いへの同意が必要です。"
+    );
     let a = app
         .post(
             "/api/v1/inquiries",
@@ -277,7 +286,10 @@ async fn the_apis_accept_exactly_what_their_schemas_accept() {
             None,
         )
         .await;
-    assert_eq!(a.body["errors"]["topics"], "文字列の配列で指定してください。");
+    assert_eq!(
+        a.body["errors"]["topics"],
+        "文字列の配列で指定してください。"
+    );
     let a = app
         .post(
             "/api/v1/inquiries",
@@ -304,17 +316,27 @@ async fn the_document_states_every_rule_and_every_answer() {
     ] {
         let s = &schemas[schema];
         assert_eq!(s["additionalProperties"], false, "{schema}");
-        assert_eq!(s["properties"]["consent"]["enum"], json!([true]), "{schema}");
+        assert_eq!(
+            s["properties"]["consent"]["enum"],
+            json!([true]),
+            "{schema}"
+        );
         for name in names {
             assert!(
                 s["properties"][name]["minLength"].as_u64() >= Some(1),
                 "{schema}.{name}: {}",
                 s["properties"][name]
             );
-            assert!(s["properties"][name]["pattern"].is_string(), "{schema}.{name}");
+            assert!(
+                s["properties"][name]["pattern"].is_string(),
+                "{schema}.{name}"
+            );
         }
     }
-    assert_eq!(schemas["InquiryRequest"]["properties"]["topics"]["type"], "array");
+    assert_eq!(
+        schemas["InquiryRequest"]["properties"]["topics"]["type"],
+        "array"
+    );
     assert_eq!(
         schemas["InquiryRequest"]["properties"]["topics"]["uniqueItems"],
         true
@@ -429,7 +451,11 @@ async fn one_idempotency_key_rule_for_both_apis() {
     .unwrap();
     let types: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(types, ["TourSignUpReceived", "TourSignUpConfirmed"]);
-    assert!(rows[0].1["request_fingerprint"].is_string(), "{}", rows[0].1);
+    assert!(
+        rows[0].1["request_fingerprint"].is_string(),
+        "{}",
+        rows[0].1
+    );
 
     // A replay answers what the first answer said, even once the tour is full.
     let waiting = app.post(&app.sign_ups(), &party(2), None).await;

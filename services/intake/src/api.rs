@@ -87,12 +87,18 @@ fn request_schema() -> Schema {
                 "0257-21-2334",
             ),
         ),
-        ("postal_code", field::postal_code("郵便番号（7桁、ハイフン任意）")),
+        (
+            "postal_code",
+            field::postal_code("郵便番号（7桁、ハイフン任意）"),
+        ),
         (
             "prefecture",
             field::choice("都道府県", Prefecture::all().map(Prefecture::name), true),
         ),
-        ("city", field::optional_line("市区町村（100文字以内）", LINE_MAX)),
+        (
+            "city",
+            field::optional_line("市区町村（100文字以内）", LINE_MAX),
+        ),
         (
             "age_group",
             field::choice("年代", AgeGroup::ALL.iter().map(|c| c.as_str()), false),
@@ -109,7 +115,10 @@ fn request_schema() -> Schema {
                 true,
             ),
         ),
-        ("hometown", field::optional_line("出身地（100文字以内）", LINE_MAX)),
+        (
+            "hometown",
+            field::optional_line("出身地（100文字以内）", LINE_MAX),
+        ),
         (
             "household",
             field::choice(
@@ -161,7 +170,10 @@ fn request_schema() -> Schema {
             ),
         ),
         ("consent", field::consent()),
-        ("newsletter", field::flag("お知らせメールの受け取り（任意）")),
+        (
+            "newsletter",
+            field::flag("お知らせメールの受け取り（任意）"),
+        ),
     ];
     field::object(
         "移住相談。HTML フォームと同じ項目名（確認用メールアドレスはありません）。\
@@ -258,7 +270,9 @@ pub async fn create_inquiry(
                 violations.merge_domain(&e);
             }
             violations.into_result()?;
-            return Err(ApiError::internal(&"an inquiry was refused without a reason"));
+            return Err(ApiError::internal(
+                &"an inquiry was refused without a reason",
+            ));
         }
     };
 

@@ -75,7 +75,13 @@ fn request_schema() -> Schema {
         ),
         (
             "children",
-            field::count("参加する子どもの人数（省略は 0）", 0, CHILDREN_MAX, false, 1),
+            field::count(
+                "参加する子どもの人数（省略は 0）",
+                0,
+                CHILDREN_MAX,
+                false,
+                1,
+            ),
         ),
         (
             "children_ages",
@@ -222,7 +228,9 @@ pub async fn sign_up(
                 violations.merge_domain(&e);
             }
             violations.into_result()?;
-            return Err(ApiError::internal(&"a sign-up was refused without a reason"));
+            return Err(ApiError::internal(
+                &"a sign-up was refused without a reason",
+            ));
         }
     };
     s.kit().check_rate_api(ip)?;
@@ -265,7 +273,9 @@ pub async fn sign_up(
         _ => None,
     });
     let Some(status) = status else {
-        return Err(ApiError::internal(&"a sign-up was recorded without its standing"));
+        return Err(ApiError::internal(
+            &"a sign-up was recorded without its standing",
+        ));
     };
     Ok(created(sign_up_id, status))
 }
