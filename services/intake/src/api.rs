@@ -1,23 +1,23 @@
 //! `POST /api/v1/inquiries` and its OpenAPI description.
 
-use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use kujira_domain::inquiry::{
-    Channel, ConsultationCommand, InquirySubmitted, MESSAGE_MAX, validate_inquiry,
+    Channel, ConsultationCommand, InquirySubmitted, LINE_MAX, MESSAGE_MAX, validate_inquiry,
 };
 use kujira_domain::values::{
-    AgeGroup, ConsultationMethod, FieldErrors, Gender, Household, MoveTiming, Prefecture, Segment,
-    Source, Topic, ValueError,
+    AgeGroup, ConsultationMethod, FieldErrors, Gender, Household, Kana, MoveTiming, PersonName,
+    Prefecture, Segment, Source, Topic,
 };
-use kujira_web::{ApiError, ClientIp, JsonObject};
+use kujira_web::contract::{BodySchema, field};
+use kujira_web::idempotency::{self, IdempotencyKey, IdempotencyKeyHeader};
+use kujira_web::{ApiError, ClientIp, ErrorBody, JsonObject};
 use serde::Serialize;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{
-    ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
-};
+use utoipa::openapi::schema::Schema;
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
@@ -25,7 +25,7 @@ use crate::cases::{self, Submission};
 use crate::{IntakeState, forms, mail};
 
 /// The header that makes a retried request safe.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+pub const IDEMPOTENCY_KEY: &str = idempotency::HEADER;
 
 /// 201 answer: the case id (for `/desk/cases/<id>`) and its 連番.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,165 +33,153 @@ pub struct InquiryCreated {
     /// The case id.
     pub id: Uuid,
     /// The reference number (受付番号) staff and applicants quote, e.g. `2026-0042`.
-    #[schema(example = "2026-0042")]
+    #[schema(example = "2026-0042", pattern = "^[0-9]{4}-[0-9]{4,}$")]
     pub reference: String,
 }
 
-/// 4xx answer: one Japanese message per field at fault (`body`, `request` and
-/// `Idempotency-Key` for problems that are not a field's).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    #[schema(example = json!({"email": "メールアドレスの形式で入力してください（例：taro@example.jp）。"}))]
-    pub errors: BTreeMap<String, String>,
-}
-
 /// The inquiry body: the HTML form's field names. Its schema is built from the
-/// domain's own lists of choices, so the document cannot drift from the validation.
+/// domain's own lists of choices and limits, published in the OpenAPI document and
+/// enforced by [`create_inquiry`], so the document and the API cannot drift apart.
 #[derive(Debug)]
 pub struct InquiryRequest;
 
-fn string(description: &str) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some(description))
-}
+const DATE_RULES: &str = "未来の日時で、本日から KUJIRA_INQUIRY_LEAD_DAYS 日以降（既定 3 日、\
+    KUJIRA_TIMEZONE の暦日で数える）であること。第1〜第3希望で同じ日時は指定できません。\
+    KUJIRA_TIMEZONE に夏時間があれば、その切り替えで存在しない現地時刻も指定できません。\
+    これらはスキーマで表せないため、違反は 422 になります。";
 
-fn choice<T: Copy>(description: &str, all: &[T], wire: fn(T) -> &'static str) -> Schema {
-    string(description)
-        .enum_values(Some(all.iter().map(|c| wire(*c))))
-        .build()
-        .into()
-}
-
-impl PartialSchema for InquiryRequest {
-    fn schema() -> RefOr<Schema> {
-        let date = |n: u8| {
-            Schema::from(
-                string(&format!(
-                    "第{n}希望の日時。RFC 3339（オフセット付き）または `YYYY-MM-DDTHH:MM`（KUJIRA_TIMEZONE の現地時刻）。\
-                     未来で、かつ KUJIRA_INQUIRY_LEAD_DAYS 日以降（既定 3 日）。"
-                ))
-                .examples(["2026-12-01T10:00:00+09:00"])
-                .build(),
-            )
-        };
-        let props: Vec<(&str, Schema)> = vec![
-            (
-                "name",
-                string("お名前（50文字以内）")
-                    .max_length(Some(50))
-                    .build()
-                    .into(),
+fn request_schema() -> Schema {
+    let date = |n: u8| {
+        field::optional_datetime(
+            &format!(
+                "第{n}希望の日時。`YYYY-MM-DDTHH:MM`（KUJIRA_TIMEZONE の現地時刻、秒は任意）または \
+                 RFC 3339（秒とオフセット付き、例 `2026-12-01T10:00:00+09:00`）。{DATE_RULES}"
             ),
-            (
-                "name_kana",
-                string("フリガナ（カタカナ。全角・半角とも可、NFKC で正規化）")
-                    .max_length(Some(50))
-                    .build()
-                    .into(),
+            &format!("2026-12-0{n}T10:00:00+09:00"),
+        )
+    };
+    let props: Vec<(&str, Schema)> = vec![
+        (
+            "name",
+            field::line(
+                "お名前（前後の空白を除いて1〜50文字、制御文字不可）",
+                PersonName::MAX,
+                "柏崎 花子",
             ),
-            (
-                "email",
-                string("メールアドレス")
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
-                    .build()
-                    .into(),
+        ),
+        (
+            "name_kana",
+            field::kana(
+                "フリガナ（全角カタカナ。語の区切りは半角または全角スペース）",
+                Kana::MAX,
+                "カシワザキ ハナコ",
             ),
-            (
-                "email_confirm",
-                string("確認用メールアドレス（送る場合は email と一致すること）")
-                    .build()
-                    .into(),
+        ),
+        (
+            "email",
+            field::email("メールアドレス（半角）", "hanako@example.jp"),
+        ),
+        (
+            "phone",
+            field::phone(
+                "電話番号（数字10〜15桁。ハイフン・空白・括弧、先頭の + 可）",
+                false,
+                "0257-21-2334",
             ),
-            ("phone", string("電話番号").build().into()),
-            (
-                "postal_code",
-                string("郵便番号（7桁、ハイフン任意）").build().into(),
+        ),
+        (
+            "postal_code",
+            field::postal_code("郵便番号（7桁、ハイフン任意）"),
+        ),
+        (
+            "prefecture",
+            field::choice("都道府県", Prefecture::all().map(Prefecture::name), true),
+        ),
+        (
+            "city",
+            field::optional_line("市区町村（100文字以内）", LINE_MAX),
+        ),
+        (
+            "age_group",
+            field::choice("年代", AgeGroup::ALL.iter().map(|c| c.as_str()), false),
+        ),
+        (
+            "gender",
+            field::choice("性別", Gender::ALL.iter().map(|c| c.as_str()), false),
+        ),
+        (
+            "segment",
+            field::choice(
+                "U/I/J ターン",
+                Segment::ALL.iter().map(|c| c.as_str()),
+                true,
             ),
-            (
-                "prefecture",
-                choice(
-                    "都道府県",
-                    &Prefecture::all().collect::<Vec<_>>(),
-                    Prefecture::name,
-                ),
+        ),
+        (
+            "hometown",
+            field::optional_line("出身地（100文字以内）", LINE_MAX),
+        ),
+        (
+            "household",
+            field::choice(
+                "同居予定の家族",
+                Household::ALL.iter().map(|c| c.as_str()),
+                false,
             ),
-            ("city", string("市区町村").build().into()),
-            ("age_group", choice("年代", AgeGroup::ALL, AgeGroup::as_str)),
-            ("gender", choice("性別", Gender::ALL, Gender::as_str)),
-            (
-                "segment",
-                choice("U/I/J ターン", Segment::ALL, Segment::as_str),
+        ),
+        (
+            "children_ages",
+            field::optional_line("子どもの年齢・学年（100文字以内）", LINE_MAX),
+        ),
+        (
+            "move_timing",
+            field::choice(
+                "移住希望時期",
+                MoveTiming::ALL.iter().map(|c| c.as_str()),
+                false,
             ),
-            ("hometown", string("出身地").build().into()),
-            (
-                "household",
-                choice("同居予定の家族", Household::ALL, Household::as_str),
+        ),
+        (
+            "topics",
+            field::choices(
+                "相談したい内容（1つ以上、重複なし）",
+                Topic::ALL.iter().map(|c| c.as_str()),
             ),
-            ("children_ages", string("子どもの年齢・学年").build().into()),
-            (
-                "move_timing",
-                choice("移住希望時期", MoveTiming::ALL, MoveTiming::as_str),
+        ),
+        (
+            "method",
+            field::choice(
+                "希望相談方法",
+                ConsultationMethod::ALL.iter().map(|c| c.as_str()),
+                true,
             ),
-            (
-                "topics",
-                ArrayBuilder::new()
-                    .items(RefOr::T(choice(
-                        "相談したい内容",
-                        Topic::ALL,
-                        Topic::as_str,
-                    )))
-                    .min_items(Some(1))
-                    .description(Some("相談したい内容（1つ以上）"))
-                    .build()
-                    .into(),
+        ),
+        ("preferred_date_1", date(1)),
+        ("preferred_date_2", date(2)),
+        ("preferred_date_3", date(3)),
+        (
+            "message",
+            field::optional_text("相談内容（2,000文字以内、改行可）", MESSAGE_MAX),
+        ),
+        (
+            "source",
+            field::choice(
+                "知ったきっかけ",
+                Source::ALL.iter().map(|c| c.as_str()),
+                false,
             ),
-            (
-                "method",
-                choice(
-                    "希望相談方法",
-                    ConsultationMethod::ALL,
-                    ConsultationMethod::as_str,
-                ),
-            ),
-            ("preferred_date_1", date(1)),
-            ("preferred_date_2", date(2)),
-            ("preferred_date_3", date(3)),
-            (
-                "message",
-                string("相談内容（2,000文字以内）")
-                    .max_length(Some(MESSAGE_MAX))
-                    .build()
-                    .into(),
-            ),
-            (
-                "source",
-                choice("知ったきっかけ", Source::ALL, Source::as_str),
-            ),
-            (
-                "consent",
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .description(Some("個人情報の取り扱いへの同意。true であること。"))
-                    .build()
-                    .into(),
-            ),
-            (
-                "newsletter",
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .description(Some("お知らせメールの受け取り（任意）"))
-                    .build()
-                    .into(),
-            ),
-        ];
-        let mut object = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some("移住相談。HTML フォームと同じ項目名。"));
-        for (name, schema) in props {
-            object = object.property(name, schema);
-        }
-        for required in [
+        ),
+        ("consent", field::consent()),
+        (
+            "newsletter",
+            field::flag("お知らせメールの受け取り（任意）"),
+        ),
+    ];
+    field::object(
+        "移住相談。HTML フォームと同じ項目名（確認用メールアドレスはありません）。\
+         任意の項目は省略するか null にできます（文章の項目は空文字も可）。ほかの項目は受け付けません。",
+        props,
+        &[
             "name",
             "name_kana",
             "email",
@@ -200,45 +188,20 @@ impl PartialSchema for InquiryRequest {
             "topics",
             "method",
             "consent",
-        ] {
-            object = object.required(required);
-        }
-        RefOr::T(object.build().into())
+        ],
+    )
+}
+
+impl PartialSchema for InquiryRequest {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(request_schema())
     }
 }
 
 impl ToSchema for InquiryRequest {}
 
-/// Field names the API accepts: the form's, without the CSRF and token guards.
-fn known_fields() -> Vec<&'static str> {
-    kujira_domain::inquiry::INQUIRY_FIELDS.to_vec()
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let bad = || {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            IDEMPOTENCY_KEY,
-            "Idempotency-Key は 1〜255 文字の半角英数字・記号で指定してください。",
-        )
-    };
-    let key = raw.to_str().map_err(|_| bad())?.trim();
-    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(bad());
-    }
-    Ok(Some(key.to_owned()))
-}
-
-fn reused_key() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        IDEMPOTENCY_KEY,
-        "この Idempotency-Key は別の内容の送信に使われています。新しいキーで送信してください。",
-    )
-}
+/// The compiled schema the handler enforces: the very one the document shows.
+static CONTRACT: LazyLock<BodySchema> = LazyLock::new(|| BodySchema::new(&request_schema()));
 
 /// Opens a consultation case from an inquiry.
 #[utoipa::path(
@@ -246,17 +209,16 @@ fn reused_key() -> ApiError {
     path = "/api/v1/inquiries",
     tag = "inquiries",
     request_body(content = InquiryRequest, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = Option<String>, Header,
-         description = "同じキーと同じ本文の再送は、最初と同じ 201 の答えを返します。同じキーで本文が違えば 422。"),
-    ),
+    params(IdempotencyKeyHeader),
     responses(
-        (status = 201, description = "受け付けました", body = InquiryCreated),
-        (status = 400, description = "JSON として読めない、UTF-8 でない、Idempotency-Key が不正", body = ErrorBody),
+        (status = 201, description = "受け付けました。Idempotency-Key 付きの再送には最初と同じ答え", body = InquiryCreated),
+        (status = 400, description = "JSON として読めない、UTF-8 でない、または Idempotency-Key が規則に合わない", body = ErrorBody),
         (status = 413, description = "本文が 64 KiB を超えています", body = ErrorBody),
         (status = 415, description = "Content-Type が application/json ではありません", body = ErrorBody),
-        (status = 422, description = "入力の誤り（項目ごとのメッセージ）", body = ErrorBody),
-        (status = 429, description = "同じ IP からの送信が多すぎます", body = ErrorBody),
+        (status = 422, description = "入力の誤り（項目ごとのメッセージ）。スキーマに合わない本文のほか、希望日時の規則（過去・リードタイム内・重複）に反する本文、本文が JSON オブジェクトでない場合、同じ Idempotency-Key で別の本文を送った場合", body = ErrorBody),
+        (status = 429, description = "同じネットワーク（IPv4 アドレス、IPv6 は /64）からの送信が多すぎます（KUJIRA_SUBMISSIONS_PER_IP_PER_HOUR）",
+         body = ErrorBody,
+         headers(("Retry-After" = u64, description = "再送できるまでの秒数"))),
     )
 )]
 pub async fn create_inquiry(
@@ -267,18 +229,13 @@ pub async fn create_inquiry(
 ) -> Result<(StatusCode, Json<InquiryCreated>), ApiError> {
     s.kit().check_rate_api(ip.0)?;
     let body = body?;
-    let key = idempotency_key(&headers)?;
+    let key = IdempotencyKey::from_headers(&headers)?;
 
     let (case_id, fingerprint) = match &key {
-        Some(k) => {
-            // Keys sorted so that the same body with its fields reordered is the same request.
-            let sorted: BTreeMap<&String, &serde_json::Value> = body.0.iter().collect();
-            let canonical = serde_json::to_vec(&sorted).map_err(|e| ApiError::internal(&e))?;
-            (
-                cases::derived_case_id("api-inquiry", k),
-                Some(s.inner.fingerprint_signer.tag(&canonical)),
-            )
-        }
+        Some(k) => (
+            cases::derived_case_id("api-inquiry", k.as_str()),
+            Some(s.inner.fingerprints.of(&body)),
+        ),
         None => (Uuid::now_v7(), None),
     };
     let created = |o: &cases::Opened| {
@@ -299,29 +256,23 @@ pub async fn create_inquiry(
         return if existing.same_request(fingerprint.as_deref()) {
             Ok(created(&existing))
         } else {
-            Err(reused_key())
+            Err(idempotency::reused_key())
         };
     }
 
-    let mut type_errors = FieldErrors::new();
-    let input = forms::inquiry_from_json(&body, &mut type_errors);
-    let unknown = body.unknown_fields(&known_fields());
+    let mut violations = CONTRACT.violations(&body);
+    // The schema has checked the JSON types; the readers' own type errors add nothing.
+    let input = forms::inquiry_from_json(&body, &mut FieldErrors::new());
     let inquiry = match validate_inquiry(&input, &s.date_rules()) {
-        Ok(inquiry) if type_errors.is_empty() && unknown.is_empty() => inquiry,
+        Ok(inquiry) if violations.is_empty() => inquiry,
         validated => {
-            let mut all = type_errors;
             if let Err(e) = validated {
-                for (f, err) in e.iter() {
-                    all.add(f, err.clone());
-                }
+                violations.merge_domain(&e);
             }
-            let mut error = ApiError::fields(&all);
-            for u in unknown {
-                error
-                    .errors
-                    .insert(u.to_owned(), ValueError::UnknownField.message_ja());
-            }
-            return Err(error);
+            violations.into_result()?;
+            return Err(ApiError::internal(
+                &"an inquiry was refused without a reason",
+            ));
         }
     };
 
@@ -345,7 +296,7 @@ pub async fn create_inquiry(
     .await
     .map_err(|e| ApiError::internal(&e))?;
     if !opened.same_request(fingerprint.as_deref()) {
-        return Err(reused_key());
+        return Err(idempotency::reused_key());
     }
     Ok(created(&opened))
 }

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use kujira_config::{Clock, Config};
 use kujira_domain::inquiry::DateRules;
 use kujira_store::Store;
-use kujira_web::{Kit, Signer};
+use kujira_web::{Fingerprints, Kit, Signer};
 
 pub use api::{IDEMPOTENCY_KEY, openapi};
 pub use cases::derived_case_id;
@@ -48,8 +48,8 @@ struct Inner {
     tour_request_form: forms::FormDef,
     /// Signs the cookie that carries the reference number to the complete page.
     done_signer: Signer,
-    /// Keys the hash of API bodies kept to recognise a reused `Idempotency-Key`.
-    fingerprint_signer: Signer,
+    /// Keyed hashes of API bodies, to recognise a reused `Idempotency-Key`.
+    fingerprints: Fingerprints,
     references: cases::References,
 }
 
@@ -67,7 +67,7 @@ impl IntakeState {
                 inquiry_form: forms::inquiry_form(config.inquiry_lead_days),
                 tour_request_form: forms::tour_request_form(config.inquiry_lead_days),
                 done_signer: Signer::new(secret, "intake-complete"),
-                fingerprint_signer: Signer::new(secret, "intake-idempotency"),
+                fingerprints: Fingerprints::new(secret, "intake"),
                 references: cases::References::default(),
                 config,
                 store,

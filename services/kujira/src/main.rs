@@ -2,8 +2,7 @@
 //! configuration, opens the database (a private cluster when `DATABASE_URL` is
 //! unset), runs the migrations, and serves every router and worker in one process.
 
-mod db;
-mod serve;
+use kujira::{db, serve};
 
 use std::io::Write;
 

@@ -22,7 +22,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use kujira_config::{Clock, Config};
 use kujira_store::Store;
-use kujira_web::Kit;
+use kujira_web::{Fingerprints, Kit};
 
 pub use catalogue::{TourCatalogueProjection, TourSummary};
 pub use cli::{ToursCommand, run_cli};
@@ -37,6 +37,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub struct ToursState {
     tours: Tours,
     kit: Kit,
+    /// Keyed hashes of API bodies, to recognise a reused `Idempotency-Key`.
+    fingerprints: Fingerprints,
 }
 
 impl ToursState {
@@ -44,6 +46,7 @@ impl ToursState {
     pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Self {
         let kit = Kit::new(&config, clock.clone());
         Self {
+            fingerprints: Fingerprints::new(config.secret.expose(), "tours"),
             tours: Tours::new(config, store, clock),
             kit,
         }
@@ -62,6 +65,10 @@ impl ToursState {
 
     pub fn kit(&self) -> &Kit {
         &self.kit
+    }
+
+    pub fn fingerprints(&self) -> &Fingerprints {
+        &self.fingerprints
     }
 
     pub fn config(&self) -> &Config {

@@ -83,6 +83,8 @@ pub struct Executed {
 pub struct Actor {
     pub name: String,
     pub correlation_id: Uuid,
+    /// More metadata for every event the command records (an API request's fingerprint).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Actor {
@@ -90,7 +92,14 @@ impl Actor {
         Self {
             name: name.into(),
             correlation_id: Uuid::now_v7(),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// Records `key: value` in the metadata of every event of the command.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
     }
 }
 
@@ -158,7 +167,10 @@ impl Tours {
                 .map_err(kujira_store::StoreError::from)?;
             sign_up.person_id = person.person_id;
         }
-        let ctx = CommandContext::new(actor.name.clone()).correlation(actor.correlation_id);
+        let mut ctx = CommandContext::new(actor.name.clone()).correlation(actor.correlation_id);
+        for (k, v) in &actor.extra {
+            ctx = ctx.with(k, v.clone());
+        }
         let executed = kujira_store::execute::<Tour>(
             &self.store,
             &stream(tour_id),

@@ -81,6 +81,16 @@ impl IntoResponse for PageError {
     }
 }
 
+/// The body of every 4xx/5xx answer of the JSON API, for the OpenAPI document.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// One Japanese message per field at fault. Problems that are not a field's are
+    /// under `body` (the request body as a whole), `request` (too many requests, a
+    /// server error), `tour` (the tour) or `Idempotency-Key`.
+    #[schema(example = json!({"email": "メールアドレスの形式で入力してください（例：taro@example.jp）。"}))]
+    pub errors: BTreeMap<String, String>,
+}
+
 /// An error of the JSON API: `{"errors": {"<field>": "<message>"}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {

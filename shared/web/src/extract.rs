@@ -292,6 +292,13 @@ impl JsonObject {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            // JSON Schema counts 2.0 as an integer; so does the API.
+            Some(Value::Number(n))
+                if n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) =>
+            {
+                format!("{}", n.as_f64().unwrap_or_default() as i64)
+            }
             Some(_) => {
                 errors.add(field, ValueError::WrongType { expected: "整数" });
                 String::new()
@@ -299,11 +306,10 @@ impl JsonObject {
         }
     }
 
-    /// A list of strings; a single string counts as a one-item list.
+    /// A list of strings (an array, as the schemas say; a lone string is refused).
     pub fn list(&self, field: &'static str, errors: &mut FieldErrors) -> Vec<String> {
         match self.0.get(field) {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Array(items)) => {
                 let strings: Option<Vec<String>> = items
                     .iter()
@@ -414,7 +420,7 @@ mod tests {
     fn json_fields_report_wrong_types() {
         let obj = JsonObject(
             serde_json::from_str::<Value>(
-                r#"{"name": 3, "topics": ["a", 1], "consent": "yes", "adults": 2, "x": null}"#,
+                r#"{"name": 3, "topics": ["a", 1], "consent": "yes", "adults": 2, "children": 3.0, "x": null, "one": "a"}"#,
             )
             .unwrap()
             .as_object()
@@ -426,8 +432,11 @@ mod tests {
         assert!(obj.list("topics", &mut e).is_empty());
         assert!(!obj.flag("consent", &mut e));
         assert_eq!(obj.number("adults", &mut e), "2");
+        assert_eq!(obj.number("children", &mut e), "3");
         assert_eq!(obj.text("x", &mut e), "");
         assert_eq!(e.len(), 3);
+        assert!(obj.list("one", &mut e).is_empty(), "a string is not a list");
+        assert_eq!(e.len(), 4);
         assert_eq!(
             e.get("consent"),
             Some(&ValueError::WrongType {
@@ -435,7 +444,7 @@ mod tests {
             })
         );
         assert_eq!(
-            obj.unknown_fields(&["name", "topics", "consent", "adults"]),
+            obj.unknown_fields(&["name", "topics", "consent", "adults", "children", "one"]),
             vec!["x"]
         );
     }

@@ -13,6 +13,9 @@
 //! * [`extract`]: [`FormData`] (strict urlencoded form, Japanese 4xx pages),
 //!   [`JsonObject`] (JSON object body, `{"errors": {...}}` 4xx), [`ClientIp`].
 //! * [`error`]: [`PageError`] and [`ApiError`], which never leak internals.
+//! * [`contract`]: request-body schemas that the OpenAPI document publishes and the
+//!   handlers enforce ([`contract::BodySchema`]).
+//! * [`idempotency`]: the one `Idempotency-Key` rule of every JSON API.
 //! * [`funnel`]: recording funnel steps (`funnel-<form token id>` streams).
 //!
 //! A typical HTML flow (see `services/intake` for a complete one):
@@ -32,10 +35,12 @@
 //! ```
 //! Wrap the router with [`with_body_limit`] so bodies over 64 KiB get 413.
 
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod fields;
 pub mod funnel;
+pub mod idempotency;
 pub mod layout;
 pub mod ratelimit;
 pub mod security;
@@ -51,8 +56,9 @@ use chrono::{DateTime, Utc};
 use kujira_config::{CityWords, Clock, Config};
 use maud::Markup;
 
-pub use error::{ApiError, PageError};
+pub use error::{ApiError, ErrorBody, PageError};
 pub use extract::{ClientIp, FormData, JsonObject, TrustedProxies};
+pub use idempotency::{Fingerprints, IdempotencyKey, IdempotencyKeyHeader};
 pub use ratelimit::{RateLimited, RateLimiter};
 pub use security::{
     CSRF_COOKIE, CSRF_FIELD, Csrf, FORM_TOKEN_FIELD, FormToken, FormTokens, Signer,
