@@ -32,6 +32,11 @@ enum Command {
         #[command(subcommand)]
         command: kujira_tours::ToursCommand,
     },
+    /// Shows and rebuilds the projections (the read models).
+    Projections {
+        #[command(subcommand)]
+        command: kujira_projector::ProjectionsCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +81,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = serve::tours_state(&config, &db);
             let mut out = std::io::stdout().lock();
             let result = kujira_tours::run_cli(&state, command, &mut out).await;
+            out.flush().ok();
+            db.close().await?;
+            result
+        }
+        Command::Projections { command } => {
+            let db = db::Database::open(&config).await?;
+            db.migrate().await?;
+            let store = kujira_eventlog::EventStore::new(db.pool.clone());
+            let mut out = std::io::stdout().lock();
+            let result =
+                kujira_projector::run_cli(&serve::projector(&store), command, &mut out).await;
             out.flush().ok();
             db.close().await?;
             result

@@ -40,6 +40,8 @@ pub fn projector(store: &EventStore) -> Projector {
 #[derive(Clone)]
 struct Health {
     store: EventStore,
+    projector: Projector,
+    lag_limit: Duration,
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -133,7 +135,14 @@ pub fn app(config: Arc<Config>, store: EventStore, clock: Arc<dyn Clock>) -> Rou
     let doc = Arc::new(doc);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz).with_state(Health { store }))
+        .route(
+            "/readyz",
+            get(readyz).with_state(Health {
+                projector: projector(&store),
+                store,
+                lag_limit: config.projection_lag_limit,
+            }),
+        )
         .route(
             "/api/openapi.json",
             get(move || {
@@ -170,7 +179,11 @@ fn with_security_headers(router: Router) -> Router {
         .layer(set(header::REFERRER_POLICY, "same-origin"))
 }
 
-/// Ready when the database answers; reports how far readers and mail lag behind.
+/// Ready when the database answers and every projection is live: not failed, and
+/// its oldest unapplied event younger than `KUJIRA_PROJECTION_LAG_LIMIT`. A 503 names
+/// each projection that is not. Also reports how far readers and mail lag behind.
+/// Error texts are not shown here (they may quote event data); `kujira projections
+/// status` prints them.
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
     let db_ok = sqlx::query("SELECT 1")
         .execute(h.store.pool())
@@ -178,12 +191,33 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
         .is_ok();
     let lag = h.store.reader_lag().await.ok();
     let outbox = kujira_scheduler::outbox_status(h.store.pool()).await.ok();
+    let mut unready = Vec::new();
+    if !db_ok {
+        unready.push("database unavailable".to_owned());
+    }
+    let projections = match h.projector.status().await {
+        Ok(all) => {
+            unready.extend(all.iter().filter_map(|p| p.problem(h.lag_limit)));
+            Some(all)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot read the projections' status"
+            );
+            unready.push("projection status unavailable".to_owned());
+            None
+        }
+    };
     let body = serde_json::json!({
         "database": if db_ok { "ok" } else { "unavailable" },
+        "projections": projections,
+        "projection_lag_limit_seconds": h.lag_limit.as_secs(),
+        "unready": unready,
         "reader_lag": lag,
         "mail_outbox": outbox,
     });
-    let status = if db_ok {
+    let status = if unready.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
