@@ -68,16 +68,13 @@ pub use cli::{ProjectionsCommand, run_cli};
 pub use rebuild::RebuildReport;
 pub use status::{EventRef, Failure, ProjectionState, ProjectionStatus};
 
-use crate::step::{Outcome, Target};
+use crate::step::{Mode, Outcome, Target};
 
 /// How long [`Projector::catch_up`] waits for held-back events.
 pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(60);
 /// Events read per transaction by the live loops. Small enough that a step, which
 /// holds an xid and so holds back every reader, stays short.
 const LIVE_BATCH: i64 = 500;
-/// The longest a live step may take before the loop gives up on it, records a
-/// failure and tries again (a projection that hangs must not hang silently).
-const STEP_LIMIT: Duration = Duration::from_secs(120);
 /// The default delays between attempts of a failing projection.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
@@ -153,6 +150,7 @@ pub struct Projector {
     projections: Vec<Arc<dyn Projection>>,
     first_retry: Duration,
     max_retry: Duration,
+    stall_limit: Duration,
 }
 
 impl std::fmt::Debug for Projector {
@@ -170,6 +168,7 @@ impl Projector {
             projections: Vec::new(),
             first_retry: FIRST_RETRY,
             max_retry: MAX_RETRY,
+            stall_limit: step::STALL_LIMIT,
         }
     }
 
@@ -205,6 +204,16 @@ impl Projector {
     pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
         self.first_retry = first;
         self.max_retry = max.max(first);
+        self
+    }
+
+    /// How long one statement of a step, or a pause between two, may take (default
+    /// 10 s). A step holds an xid, and so holds back every reader of the log, so the
+    /// server ends a step stuck longer than this; a step whose code is still stuck
+    /// after twice this is abandoned. Either way the projection is recorded as
+    /// failed and tried again.
+    pub fn stall_limit(mut self, limit: Duration) -> Self {
+        self.stall_limit = limit.max(Duration::from_millis(1));
         self
     }
 
@@ -269,7 +278,18 @@ impl Projector {
     ) -> anyhow::Result<u64> {
         let mut total = 0;
         loop {
-            let reached = match step::step(&self.store, p, Target::Live, LIVE_BATCH).await {
+            let applying = step::Applying::default();
+            let stepped = step::step(
+                &self.store,
+                p,
+                Target::Live,
+                LIVE_BATCH,
+                Mode::Batch,
+                self.stall_limit,
+                &applying,
+            )
+            .await;
+            let reached = match stepped {
                 Ok(Outcome::Applied { applied, full, .. }) if full => {
                     total += applied;
                     continue;
@@ -344,7 +364,14 @@ impl Projector {
     ) {
         let mut failures: u32 = 0;
         loop {
-            match self.drain(p.as_ref(), &shutdown).await {
+            // After a failure, one event at a time, so that a batch that hung is
+            // narrowed down to the event it hangs on.
+            let mode = if failures > 0 {
+                Mode::OneByOne
+            } else {
+                Mode::Batch
+            };
+            match self.drain(p.as_ref(), mode, &shutdown).await {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures = failures.saturating_add(1);
@@ -367,13 +394,27 @@ impl Projector {
     }
 
     /// Steps until nothing more is readable now (or another process holds it).
-    /// A panic or a step that outlives [`STEP_LIMIT`] counts as a failure.
-    async fn drain(&self, p: &dyn Projection, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    /// A panic, or a step still running after twice the stall limit, counts as a
+    /// failure.
+    async fn drain(
+        &self,
+        p: &dyn Projection,
+        mode: Mode,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let applying = step::Applying::default();
         while !shutdown.is_cancelled() {
-            let step =
-                std::panic::AssertUnwindSafe(step::step(&self.store, p, Target::Live, LIVE_BATCH))
-                    .catch_unwind();
-            let outcome = match tokio::time::timeout(STEP_LIMIT, step).await {
+            let step = std::panic::AssertUnwindSafe(step::step(
+                &self.store,
+                p,
+                Target::Live,
+                LIVE_BATCH,
+                mode,
+                self.stall_limit,
+                &applying,
+            ))
+            .catch_unwind();
+            let outcome = match tokio::time::timeout(self.stall_limit * 2, step).await {
                 Ok(Ok(r)) => r?,
                 Ok(Err(panic)) => {
                     let what = panic
@@ -383,12 +424,21 @@ impl Projector {
                         .unwrap_or_default();
                     anyhow::bail!("projection {} panicked: {what}", p.name());
                 }
-                Err(_) => anyhow::bail!(
-                    "projection {} did not finish a batch within {} s; it was abandoned and \
-                     will be tried again",
-                    p.name(),
-                    STEP_LIMIT.as_secs()
-                ),
+                Err(_) => {
+                    let e = anyhow::anyhow!(
+                        "projection {} was stuck for {:.1} s in {}; the step was abandoned \
+                         and will be tried again",
+                        p.name(),
+                        (self.stall_limit * 2).as_secs_f64(),
+                        applying
+                            .describe()
+                            .unwrap_or_else(|| "a step, before it applied anything".to_owned())
+                    );
+                    return Err(match applying.single() {
+                        Some(event) => e.context(event),
+                        None => e,
+                    });
+                }
             };
             match outcome {
                 Outcome::Applied { full: true, .. } => continue,
@@ -419,7 +469,7 @@ impl Projector {
             );
         };
         status::ensure(self.store.pool(), &[p.name()]).await?;
-        rebuild::rebuild(&self.store, p.as_ref()).await
+        rebuild::rebuild(&self.store, p.as_ref(), self.stall_limit).await
     }
 }
 

@@ -39,7 +39,7 @@ use kujira_eventlog::{Checkpoint, EventStore, read_batch_with};
 use sqlx::{PgConnection, PgPool};
 
 use crate::status::{self, ProjectionState};
-use crate::step::{self, Outcome, Target};
+use crate::step::{self, Mode, Outcome, Target};
 use crate::{Projection, Rebuild};
 
 /// Events per step while the shadow catches up. Each step holds an xid (and so
@@ -89,6 +89,7 @@ struct Names {
 pub(crate) async fn rebuild(
     store: &EventStore,
     p: &dyn Projection,
+    stall_limit: Duration,
 ) -> anyhow::Result<RebuildReport> {
     let (tables, ddl) = match p.rebuild() {
         Rebuild::Tables { tables, ddl } => (tables, ddl),
@@ -124,7 +125,7 @@ pub(crate) async fn rebuild(
         "a rebuild of projection {} is already running",
         names.projection
     );
-    let result = run(store, p, tables, ddl, &names).await;
+    let result = run(store, p, tables, ddl, &names, stall_limit).await;
     if result.is_err() {
         drop_shadow(pool, &names).await;
     }
@@ -142,6 +143,7 @@ async fn run(
     tables: &'static [&'static str],
     ddl: &'static str,
     names: &Names,
+    stall_limit: Duration,
 ) -> anyhow::Result<RebuildReport> {
     let started = Instant::now();
     let pool = store.pool();
@@ -155,7 +157,16 @@ async fn run(
             reader: &names.reader,
             schema: &names.shadow,
         };
-        match step::step(store, p, target, REBUILD_BATCH).await? {
+        let applying = step::Applying::default();
+        match step::step(
+            store,
+            p,
+            target,
+            REBUILD_BATCH,
+            Mode::Batch,
+            stall_limit,
+            &applying,
+        ).await? {
             Outcome::Applied {
                 applied: n,
                 full,
@@ -195,7 +206,7 @@ async fn run(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match swap(pool, p, &live, names).await {
+        match swap(pool, p, &live, names, stall_limit).await {
             Ok((tail, swapped_at)) => {
                 return Ok(RebuildReport {
                     name: names.projection.to_owned(),
@@ -428,12 +439,13 @@ async fn swap(
     p: &dyn Projection,
     live: &[(String, String)],
     names: &Names,
+    stall_limit: Duration,
 ) -> anyhow::Result<(u64, Checkpoint)> {
     let mut tx = pool.begin().await?;
     let path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
         .fetch_one(&mut *tx)
         .await?;
-    step::set_limits(&mut tx, Some(&names.shadow)).await?;
+    step::set_limits(&mut tx, Some(&names.shadow), stall_limit).await?;
     sqlx::query("SELECT set_config('lock_timeout', $1, true)")
         .bind(SWAP_LOCK_TIMEOUT)
         .execute(&mut *tx)
@@ -445,7 +457,7 @@ async fn swap(
     let mut tail = 0;
     loop {
         let batch = read_batch_with(&mut *tx, at, REBUILD_BATCH, p.event_types()).await?;
-        step::apply_one_by_one(&mut tx, p, &batch.events)
+        step::apply_one_by_one(&mut tx, p, &batch.events, &step::Applying::default())
             .await
             .with_context(|| format!("projection {} failed", names.projection))?;
         tail += batch.events.len() as u64;

@@ -7,11 +7,8 @@ use sqlx::PgConnection;
 use crate::status::{self, ProjectionState};
 use crate::{EventRef, Projection};
 
-/// Server-side limits of every step. A step holds an xid, so a step stuck inside
-/// its transaction would hold back every reader of the log, not only its own
-/// projection: the server ends it instead.
-const STATEMENT_LIMIT: &str = "60s";
-const IDLE_LIMIT: &str = "60s";
+/// The default of [`crate::Projector::stall_limit`].
+pub(crate) const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Which copy of a projection a step advances.
 #[derive(Debug, Clone, Copy)]
@@ -58,16 +55,21 @@ impl<E: Into<anyhow::Error>> From<E> for Failed {
 
 /// One step. When the batch fails without naming its event, the same batch is
 /// applied again one event at a time, so that the error (and the recorded status)
-/// always names the event.
+/// always names the event. A loop that has just failed steps [`Mode::OneByOne`]
+/// from the start, so that a batch that hung is narrowed down to its event too.
 pub(crate) async fn step(
     store: &EventStore,
     p: &dyn Projection,
     target: Target<'_>,
     limit: i64,
+    mode: Mode,
+    stall_limit: std::time::Duration,
+    applying: &Applying,
 ) -> anyhow::Result<Outcome> {
-    let result = match step_in(store, p, target, limit, Mode::Batch).await {
+    let run = |mode| step_in(store, p, target, limit, mode, stall_limit, applying);
+    let result = match run(mode).await {
         Err(Failed::Unattributed(batch_error)) => {
-            match step_in(store, p, target, limit, Mode::OneByOne).await {
+            match run(Mode::OneByOne).await {
                 Ok(outcome) => {
                     tracing::warn!(
                         projection = p.name(),
@@ -92,18 +94,23 @@ async fn step_in(
     target: Target<'_>,
     limit: i64,
     mode: Mode,
+    stall_limit: std::time::Duration,
+    applying: &Applying,
 ) -> Result<Outcome, Failed> {
     let (reader, schema) = match target {
         Target::Live => (p.name(), None),
         Target::Shadow { reader, schema } => (reader, Some(schema)),
     };
     let mut tx = store.pool().begin().await?;
-    set_limits(&mut tx, schema).await?;
+    set_limits(&mut tx, schema, stall_limit).await?;
     let Some(from) = EventStore::try_lock_checkpoint(&mut tx, reader).await? else {
         return Ok(Outcome::Busy);
     };
     let batch = read_batch_with(&mut *tx, from, limit, p.event_types()).await?;
-    if let Err(e) = apply(&mut tx, p, &batch, mode).await {
+    applying.set(&batch.events);
+    let applied = apply(&mut tx, p, &batch, mode, applying).await;
+    applying.clear();
+    if let Err(e) = applied {
         // Nothing of the batch is kept, and the checkpoint stays before it.
         tx.rollback().await.ok();
         return Err(e);
@@ -130,18 +137,25 @@ async fn step_in(
 /// Sets the step's server-side limits and, for a shadow, puts the shadow schema
 /// first on the search path, so that the projection's unqualified table names
 /// resolve to the shadow tables (and anything else it reads, to the live schema).
+///
+/// The limits matter beyond the projection itself: a step holds an xid, so a step
+/// stuck inside its transaction (a statement waiting on a lock, code awaiting
+/// something that never comes) holds back the watermark of every reader of the
+/// log. The server ends such a transaction after `stall_limit`, which frees the
+/// others; the loop then records the failure and tries again.
 pub(crate) async fn set_limits(
     tx: &mut PgConnection,
     shadow_schema: Option<&str>,
+    stall_limit: std::time::Duration,
 ) -> sqlx::Result<()> {
+    let ms = format!("{}ms", stall_limit.as_millis().max(1));
     sqlx::query(
         "SELECT set_config('statement_timeout', $1, true), \
-                set_config('idle_in_transaction_session_timeout', $2, true), \
-                CASE WHEN $3::text IS NOT NULL THEN set_config('search_path', \
-                     quote_ident($3) || ', ' || current_setting('search_path'), true) END",
+                set_config('idle_in_transaction_session_timeout', $1, true), \
+                CASE WHEN $2::text IS NOT NULL THEN set_config('search_path', \
+                     quote_ident($2) || ', ' || current_setting('search_path'), true) END",
     )
-    .bind(STATEMENT_LIMIT)
-    .bind(IDLE_LIMIT)
+    .bind(&ms)
     .bind(shadow_schema)
     .execute(&mut *tx)
     .await?;
@@ -153,13 +167,14 @@ async fn apply(
     p: &dyn Projection,
     batch: &Batch,
     mode: Mode,
+    applying: &Applying,
 ) -> Result<(), Failed> {
     if batch.events.is_empty() {
         return Ok(());
     }
     let result = match mode {
         Mode::Batch => p.apply_batch(tx, &batch.events).await,
-        Mode::OneByOne => apply_one_by_one(tx, p, &batch.events).await,
+        Mode::OneByOne => apply_one_by_one(tx, p, &batch.events, applying).await,
     };
     let Err(e) = result else { return Ok(()) };
     if e.downcast_ref::<EventRef>().is_some() {
@@ -172,12 +187,56 @@ async fn apply(
     }
 }
 
+/// The batch a step is applying, for the error of a step that never finishes.
+#[derive(Debug, Default)]
+pub(crate) struct Applying(std::sync::Mutex<Option<(EventRef, EventRef)>>);
+
+impl Applying {
+    fn set(&self, events: &[RecordedEvent]) {
+        let range = match (events.first(), events.last()) {
+            (Some(first), Some(last)) => Some((EventRef::of(first), EventRef::of(last))),
+            _ => None,
+        };
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = range;
+    }
+
+    fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The event being applied, when the batch is that one event.
+    pub(crate) fn single(&self) -> Option<EventRef> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()
+            .filter(|(first, last)| first == last)
+            .map(|(first, _)| first.clone())
+    }
+
+    /// "the event …" or "the batch of events from … to …", when one was being applied.
+    pub(crate) fn describe(&self) -> Option<String> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|(first, last)| {
+            if first == last {
+                format!("the {first}")
+            } else {
+                format!(
+                    "the batch of events from position {} to {} (first: {first})",
+                    first.position, last.position
+                )
+            }
+        })
+    }
+}
+
 pub(crate) async fn apply_one_by_one(
     tx: &mut PgConnection,
     p: &dyn Projection,
     events: &[RecordedEvent],
+    applying: &Applying,
 ) -> anyhow::Result<()> {
     for event in events {
+        applying.set(std::slice::from_ref(event));
         p.apply(tx, event)
             .await
             .map_err(|e| e.context(EventRef::of(event)))?;
