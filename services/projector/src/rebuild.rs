@@ -391,7 +391,7 @@ async fn describe(tx: &mut PgConnection, schema: &str, table: &str) -> anyhow::R
     let lines: Vec<String> = sqlx::query_scalar(
         "WITH r AS (SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2)) AS oid) \
          SELECT line FROM ( \
-           SELECT 0 AS k, '' AS o, 'table kind ' || c.relkind || ' persistence ' || c.relpersistence \
+           SELECT 0 AS k, '' AS o, 'table kind ' || c.relkind::text || ' persistence ' || c.relpersistence::text \
                   || coalesce(' with ' || array_to_string(c.reloptions, ','), '') AS line \
            FROM pg_class c, r WHERE c.oid = r.oid \
            UNION ALL \
@@ -429,6 +429,23 @@ async fn describe(tx: &mut PgConnection, schema: &str, table: &str) -> anyhow::R
     .fetch_all(&mut *tx)
     .await
     .with_context(|| format!("cannot describe {schema}.{table}"))?;
+    // Index and trigger definitions always name their table's schema, which is the
+    // one thing that differs between a live table and its shadow.
+    // PostgreSQL quotes the schema only when it must; strip either spelling.
+    let spellings = [format!("{schema}."), format!("{}.", ident(schema))];
+    let lines = lines
+        .into_iter()
+        .map(|mut l| {
+            if l.starts_with("index ") || l.starts_with("trigger ") {
+                for s in &spellings {
+                    l = l
+                        .replace(&format!(" ON {s}"), " ON ")
+                        .replace(&format!(" ON ONLY {s}"), " ON ONLY ");
+                }
+            }
+            l
+        })
+        .collect();
     Ok(lines)
 }
 
