@@ -68,7 +68,10 @@ async fn readyz_until(
         if check(status, &body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {status} {body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {status} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -77,12 +80,26 @@ fn add_tour(data: &Path, title: &str) -> String {
     let out = kujira(
         data,
         &[
-            "tours", "add", "--title", title, "--kind", "day_trip",
-            "--starts-at", "2099-02-14T09:00:00+09:00", "--ends-at", "2099-02-14T17:00:00+09:00",
-            "--capacity-parties", "5", "--publish",
+            "tours",
+            "add",
+            "--title",
+            title,
+            "--kind",
+            "day_trip",
+            "--starts-at",
+            "2099-02-14T09:00:00+09:00",
+            "--ends-at",
+            "2099-02-14T17:00:00+09:00",
+            "--capacity-parties",
+            "5",
+            "--publish",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout(&out).trim().to_owned()
 }
 
@@ -117,7 +134,10 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
     assert!(out.status.success());
     let text = stdout(&out);
     assert!(text.starts_with("PROJECTION"), "{text}");
-    assert!(text.contains("tours.catalogue") && text.contains("caught_up"), "{text}");
+    assert!(
+        text.contains("tours.catalogue") && text.contains("caught_up"),
+        "{text}"
+    );
 
     // An event the catalogue cannot decode (data that a bug wrote): the projection
     // stops on it, and says so, while the service keeps serving.
@@ -140,13 +160,19 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    let body = readyz_until(&client, &server.url, "503 naming the projection", |s, _| s == 503).await;
+    let body = readyz_until(&client, &server.url, "503 naming the projection", |s, _| {
+        s == 503
+    })
+    .await;
     let unready = body["unready"].to_string();
     assert!(
         unready.contains("tours.catalogue") && unready.contains(&format!("position {bad}")),
         "{body}"
     );
-    assert!(!body.to_string().contains("いつか"), "no event data in /readyz: {body}");
+    assert!(
+        !body.to_string().contains("いつか"),
+        "no event data in /readyz: {body}"
+    );
     let text = stdout(&kujira(&data, &["projections", "status"]));
     assert!(
         text.contains(&format!("failed on event TourPublished at position {bad}")),
@@ -165,8 +191,16 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
 
     // A rebuild under the running service.
     let out = kujira(&data, &["projections", "rebuild", "tours.catalogue"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout(&out).starts_with("rebuilt tours.catalogue (tour_catalogue): "), "{}", stdout(&out));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).starts_with("rebuilt tours.catalogue (tour_catalogue): "),
+        "{}",
+        stdout(&out)
+    );
     // The service reads the new table, and its projection keeps filling it.
     let second = add_tour(&data, "雪国の冬を体験する一泊ツアー");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -195,9 +229,16 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
         "{stderr}"
     );
     let out = kujira(&data, &["projections", "rebuild"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = stdout(&out);
-    assert!(text.contains("skipped mail_outbox: it cannot be rebuilt"), "{text}");
+    assert!(
+        text.contains("skipped mail_outbox: it cannot be rebuilt"),
+        "{text}"
+    );
     assert!(text.contains("rebuilt tours.catalogue"), "{text}");
 
     conn.close().await.ok();

@@ -48,6 +48,26 @@
 //! is the way it is. A projection says what a rebuild needs through
 //! [`Projection::rebuild`]; one whose rows carry state that the log does not hold
 //! (the mail outbox: delivery attempts, sent or failed) refuses.
+//!
+//! # Writing a projection
+//!
+//! * Create its tables in a migration of its crate, and give [`Projection::rebuild`]
+//!   the same DDL (`include_str!` of that migration when one migration made them).
+//!   A rebuild compares the two and refuses while they differ; a test that calls
+//!   [`Projector::rebuild`] keeps them honest.
+//! * In `apply`, write only those tables, with unqualified names, through the given
+//!   connection. Each event is applied exactly once, in the global order, so plain
+//!   `INSERT`/`UPDATE` is right; there is no need for idempotent writes.
+//! * Return an error for any event it cannot handle: the projection stops there,
+//!   names the event in `kujira projections status` and `/readyz`, and retries.
+//!   Ignore (return `Ok`) only what it really does not need.
+//! * Name the types it needs in [`Projection::event_types`], so that others are
+//!   never read (and are still moved past).
+//! * For large rebuilds, override [`Projection::apply_batch`] to write many rows
+//!   per statement.
+//! * In tests, [`Projector::catch_up`] is the barrier, and
+//!   [`testing::projection_contents`] compares a rebuilt projection with the one
+//!   built live.
 
 mod cli;
 mod rebuild;
@@ -326,11 +346,6 @@ impl Projector {
     /// and by polling. A failing projection retries with a growing delay; the others
     /// carry on.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        if let Err(e) = status::ensure(self.store.pool(), &self.names()).await {
-            // Not fatal: every step creates what it needs, and the database may come
-            // back later.
-            tracing::warn!(error = format!("{e:#}"), "cannot register the projections");
-        }
         let (wake, woken) = watch::channel(0u64);
         let mut loops = tokio::task::JoinSet::new();
         for p in &self.projections {
@@ -363,6 +378,7 @@ impl Projector {
         shutdown: CancellationToken,
     ) {
         let mut failures: u32 = 0;
+        let mut registered = false;
         loop {
             // After a failure, one event at a time, so that a batch that hung is
             // narrowed down to the event it hangs on.
@@ -371,7 +387,16 @@ impl Projector {
             } else {
                 Mode::Batch
             };
-            match self.drain(p.as_ref(), mode, &shutdown).await {
+            // Registering (the status and checkpoint rows) is part of the loop, so
+            // that a database that is down at start-up is retried like any failure.
+            let attempt = async {
+                if !registered {
+                    status::ensure(self.store.pool(), &[p.name()]).await?;
+                    registered = true;
+                }
+                self.drain(p.as_ref(), mode, &shutdown).await
+            };
+            match attempt.await {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures = failures.saturating_add(1);

@@ -166,7 +166,9 @@ async fn run(
             Mode::Batch,
             stall_limit,
             &applying,
-        ).await? {
+        )
+        .await?
+        {
             Outcome::Applied {
                 applied: n,
                 full,

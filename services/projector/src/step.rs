@@ -68,20 +68,18 @@ pub(crate) async fn step(
 ) -> anyhow::Result<Outcome> {
     let run = |mode| step_in(store, p, target, limit, mode, stall_limit, applying);
     let result = match run(mode).await {
-        Err(Failed::Unattributed(batch_error)) => {
-            match run(Mode::OneByOne).await {
-                Ok(outcome) => {
-                    tracing::warn!(
-                        projection = p.name(),
-                        error = status::redact(&format!("{batch_error:#}")),
-                        "apply_batch failed but applying the same events one by one succeeded; \
+        Err(Failed::Unattributed(batch_error)) => match run(Mode::OneByOne).await {
+            Ok(outcome) => {
+                tracing::warn!(
+                    projection = p.name(),
+                    error = status::redact(&format!("{batch_error:#}")),
+                    "apply_batch failed but applying the same events one by one succeeded; \
                          apply_batch and apply disagree"
-                    );
-                    Ok(outcome)
-                }
-                Err(Failed::Unattributed(e) | Failed::Other(e)) => Err(e),
+                );
+                Ok(outcome)
             }
-        }
+            Err(Failed::Unattributed(e) | Failed::Other(e)) => Err(e),
+        },
         Err(Failed::Other(e)) => Err(e),
         Ok(outcome) => Ok(outcome),
     };

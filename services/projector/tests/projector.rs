@@ -177,16 +177,17 @@ async fn a_filtered_projection_moves_past_what_it_skips_and_misses_nothing() {
         "the checkpoint is past the 1,000 skipped events, not at the last wanted one"
     );
     // Nothing new: the next read starts after the skipped run and finds nothing.
-    let batch = store
-        .read_batch(at, 500, Some(&["Counted"]))
-        .await
-        .unwrap();
+    let batch = store.read_batch(at, 500, Some(&["Counted"])).await.unwrap();
     assert!(batch.events.is_empty());
     assert_eq!(batch.next, at);
 
     append(&store, "Counted", [10]).await;
     assert_eq!(projector.catch_up().await.unwrap(), 1);
-    assert_eq!(totals(&db).await, (11, 2), "each wanted event applied exactly once");
+    assert_eq!(
+        totals(&db).await,
+        (11, 2),
+        "each wanted event applied exactly once"
+    );
 }
 
 /// `status` reports the position, the lag in events and in seconds, and the state.

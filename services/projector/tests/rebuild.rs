@@ -119,7 +119,10 @@ async fn a_rebuild_equals_the_live_build_and_the_live_tables_keep_answering() {
     writer.await.unwrap();
     stop_reading.store(true, Ordering::SeqCst);
     let errors = reader.await.unwrap();
-    assert!(errors.is_empty(), "the live tables kept answering: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "the live tables kept answering: {errors:?}"
+    );
     assert!(reads_during > 0, "the readers read during the rebuild");
     assert!(report.events_applied >= 120, "{report}");
 
@@ -134,10 +137,11 @@ async fn a_rebuild_equals_the_live_build_and_the_live_tables_keep_answering() {
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    let entries: Vec<i64> = sqlx::query_scalar("SELECT position FROM ledger_entries ORDER BY position")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let entries: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM ledger_entries ORDER BY position")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(entries, expected);
     let mismatched: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ledger_streams s FULL JOIN ( \
@@ -155,7 +159,10 @@ async fn a_rebuild_equals_the_live_build_and_the_live_tables_keep_answering() {
     // from scratch, identity values included.
     let live_after = projection_contents(&db.pool, &Ledger).await.unwrap();
     projector.rebuild("ledger").await.unwrap();
-    assert_eq!(projection_contents(&db.pool, &Ledger).await.unwrap(), live_after);
+    assert_eq!(
+        projection_contents(&db.pool, &Ledger).await.unwrap(),
+        live_after
+    );
     assert!(shadow_schemas(&db).await.is_empty());
     other_pool.close().await;
 }
@@ -215,7 +222,9 @@ async fn what_cannot_be_rebuilt_is_refused_clearly_and_nothing_changes() {
     live.catch_up().await.unwrap();
     let before = projection_contents(&db.pool, &Ledger).await.unwrap();
 
-    let drifted = Projector::new(store.clone()).with(DriftedLedger).with(Outbox);
+    let drifted = Projector::new(store.clone())
+        .with(DriftedLedger)
+        .with(Outbox);
     let err = format!("{:#}", drifted.rebuild("ledger").await.unwrap_err());
     assert!(err.contains("no longer matches its live tables"), "{err}");
     assert!(
@@ -225,8 +234,14 @@ async fn what_cannot_be_rebuilt_is_refused_clearly_and_nothing_changes() {
         ),
         "names the difference, and only it: {err}"
     );
-    assert_eq!(projection_contents(&db.pool, &Ledger).await.unwrap(), before);
-    assert!(shadow_schemas(&db).await.is_empty(), "the shadow is dropped");
+    assert_eq!(
+        projection_contents(&db.pool, &Ledger).await.unwrap(),
+        before
+    );
+    assert!(
+        shadow_schemas(&db).await.is_empty(),
+        "the shadow is dropped"
+    );
 
     let err = format!("{:#}", drifted.rebuild("outbox").await.unwrap_err());
     assert_eq!(
@@ -235,7 +250,10 @@ async fn what_cannot_be_rebuilt_is_refused_clearly_and_nothing_changes() {
          log does not hold"
     );
     let err = format!("{:#}", drifted.rebuild("nope").await.unwrap_err());
-    assert!(err.contains("no projection is named \"nope\"; known: ledger, outbox"), "{err}");
+    assert!(
+        err.contains("no projection is named \"nope\"; known: ledger, outbox"),
+        "{err}"
+    );
 
     // The live projection still runs on its untouched tables.
     append(&store, "Counted", [4]).await;

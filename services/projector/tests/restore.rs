@@ -44,7 +44,9 @@ fn client(program: &str, options: &PgConnectOptions, args: &[&str]) {
         .arg("--username")
         .arg(options.get_username())
         .args(args);
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
     assert!(
         out.status.success(),
         "{program} failed: {}",
@@ -100,7 +102,7 @@ async fn a_database_restored_into_a_new_cluster_carries_on() {
 
     // The source database, on the shared test cluster, well ahead of it.
     let db = TestDb::new(&[&kujira_eventlog::MIGRATOR]).await;
-    let source_xid = next_xid(&mut *db.pool.acquire().await.unwrap()).await;
+    let source_xid = next_xid(&mut db.pool.acquire().await.unwrap()).await;
     let burn = (second_xid + 20_000 - source_xid).max(0);
     if burn > 0 {
         // Subtransactions that write each take an xid.
@@ -143,7 +145,13 @@ async fn a_database_restored_into_a_new_cluster_carries_on() {
     client(
         "pg_restore",
         &second.cluster.connect_options("postgres"),
-        &["--no-owner", "--exit-on-error", "--dbname", "restored", dump_arg],
+        &[
+            "--no-owner",
+            "--exit-on-error",
+            "--dbname",
+            "restored",
+            dump_arg,
+        ],
     );
 
     let pool = PgPoolOptions::new()
@@ -155,7 +163,7 @@ async fn a_database_restored_into_a_new_cluster_carries_on() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let here = next_xid(&mut *pool.acquire().await.unwrap()).await;
+    let here = next_xid(&mut pool.acquire().await.unwrap()).await;
     assert!(
         stored_max > here,
         "the scenario: stored ids ({stored_max}) are ahead of the new cluster's ({here})"
@@ -199,11 +207,10 @@ async fn a_database_restored_into_a_new_cluster_carries_on() {
         counted,
         "old and new events, each applied exactly once"
     );
-    let everything: Vec<i64> =
-        sqlx::query_scalar("SELECT position FROM events ORDER BY position")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let everything: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(
         read_everything(&restored).await,
         everything,

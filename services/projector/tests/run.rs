@@ -141,21 +141,30 @@ async fn a_stalled_projection_is_cut_off_and_the_others_carry_on() {
     .await;
     // The first attempt hangs in a batch; the retries go one event at a time and
     // name the event it hangs on.
-    eventually("the stalled projection is recorded as failed on its event", || async {
-        let s = status_of(&projector, "stuck").await;
-        s.state == ProjectionState::Failed
-            && s.failure.is_some_and(|f| f.event.map(|e| e.position) == Some(positions[0]))
-    })
+    eventually(
+        "the stalled projection is recorded as failed on its event",
+        || async {
+            let s = status_of(&projector, "stuck").await;
+            s.state == ProjectionState::Failed
+                && s.failure
+                    .is_some_and(|f| f.event.map(|e| e.position) == Some(positions[0]))
+        },
+    )
     .await;
     let s = status_of(&projector, "stuck").await;
     let f = s.failure.clone().unwrap();
     assert!(f.error.contains("stuck for"), "{}", f.error);
-    assert!(s.problem(Duration::from_secs(30)).unwrap().contains("stuck"));
+    assert!(
+        s.problem(Duration::from_secs(30))
+            .unwrap()
+            .contains("stuck")
+    );
 
     hang_on.store(-1, Ordering::SeqCst);
-    eventually("the stalled projection carries on once the cause is gone", || async {
-        Recorder::seen(&db.pool, "stuck").await == all
-    })
+    eventually(
+        "the stalled projection carries on once the cause is gone",
+        || async { Recorder::seen(&db.pool, "stuck").await == all },
+    )
     .await;
     shutdown.cancel();
     running.await.unwrap().unwrap();

@@ -377,9 +377,15 @@ async fn a_filtered_read_skips_ahead_but_never_past_an_uncommitted_event() {
     for i in 0..5 {
         let s = StreamName::new("noise", i);
         let evs = (0..50).map(event).collect();
-        store.append(&s, ExpectedVersion::NoStream, evs).await.unwrap();
+        store
+            .append(&s, ExpectedVersion::NoStream, evs)
+            .await
+            .unwrap();
     }
-    let b = store.read_batch(Checkpoint::START, 100, wanted).await.unwrap();
+    let b = store
+        .read_batch(Checkpoint::START, 100, wanted)
+        .await
+        .unwrap();
     assert!(b.events.is_empty());
     assert!(
         b.next.transaction_id < b.watermark,

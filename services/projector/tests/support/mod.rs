@@ -80,10 +80,12 @@ impl Recorder {
 
     /// The positions it recorded, in order.
     pub async fn seen(pool: &sqlx::PgPool, name: &str) -> Vec<i64> {
-        sqlx::query_scalar(&format!("SELECT position FROM \"{name}\" ORDER BY position"))
-            .fetch_all(pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(&format!(
+            "SELECT position FROM \"{name}\" ORDER BY position"
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap()
     }
 }
 
