@@ -232,8 +232,9 @@ async fn read_batch(store: &EventStore) -> anyhow::Result<u64> {
     }
 }
 
-/// The gap-safe read as it was before `read_batch`: the same rows, decoded the same
-/// way, without the highest-row probe.
+/// The gap-safe read as it was before `read_batch`: the same rows, decoded into the
+/// same values and kept for the whole batch (as `read_all` returned them), without
+/// the highest-row probe.
 async fn read_previous(pool: &PgPool) -> anyhow::Result<u64> {
     use sqlx::Row;
     let mut cp = (0i64, 0i64);
@@ -250,18 +251,22 @@ async fn read_previous(pool: &PgPool) -> anyhow::Result<u64> {
         .bind(cp.1)
         .fetch_all(pool)
         .await?;
+        let mut batch = Vec::with_capacity(rows.len());
         for row in &rows {
-            let _: Uuid = row.try_get("event_id")?;
-            let _: String = row.try_get("stream_name")?;
-            let _: i64 = row.try_get("stream_version")?;
-            let _: String = row.try_get("event_type")?;
-            let _: serde_json::Value = row.try_get("data")?;
-            let _: sqlx::types::Json<Metadata> = row.try_get("metadata")?;
-            let _: chrono::DateTime<chrono::Utc> = row.try_get("recorded_at")?;
             cp = (row.try_get("transaction_id")?, row.try_get("position")?);
+            batch.push((
+                cp,
+                row.try_get::<Uuid, _>("event_id")?,
+                row.try_get::<String, _>("stream_name")?,
+                row.try_get::<i64, _>("stream_version")?,
+                row.try_get::<String, _>("event_type")?,
+                row.try_get::<serde_json::Value, _>("data")?,
+                row.try_get::<sqlx::types::Json<Metadata>, _>("metadata")?.0,
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>("recorded_at")?,
+            ));
         }
-        read += rows.len() as u64;
-        if rows.len() < 5000 {
+        read += batch.len() as u64;
+        if batch.len() < 5000 {
             return Ok(read);
         }
     }
