@@ -493,7 +493,6 @@ impl Projector {
                 self.names().join(", ")
             );
         };
-        status::ensure(self.store.pool(), &[p.name()]).await?;
         rebuild::rebuild(&self.store, p.as_ref(), self.stall_limit).await
     }
 }

@@ -109,6 +109,9 @@ pub(crate) async fn rebuild(
         reader: format!("rebuild:{}", p.name()),
     };
     let pool = store.pool();
+    // Registered only once it is clear that it can be rebuilt: the swap records it
+    // as caught up.
+    status::ensure(pool, &[p.name()]).await?;
 
     // One rebuild of a projection at a time, whatever the process: a session lock on
     // a connection of its own, released when the connection closes, so a killed
