@@ -36,7 +36,7 @@ struct Answer {
 
 impl App {
     async fn new() -> Self {
-        let db = TestDb::new(&[&kujira::db::migrator()]).await;
+        let db = TestDb::new(&[&kujira::db::migrator().unwrap()]).await;
         kujira_desk::setup(&db.pool).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());

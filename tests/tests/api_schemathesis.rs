@@ -43,7 +43,7 @@ fn t0() -> DateTime<Utc> {
 async fn schemathesis_finds_nothing_wrong_with_the_public_api() {
     let schemathesis = schemathesis().await;
 
-    let db = TestDb::new(&[&kujira::db::migrator()]).await;
+    let db = TestDb::new(&[&kujira::db::migrator().unwrap()]).await;
     kujira_desk::setup(&db.pool).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());

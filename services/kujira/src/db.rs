@@ -54,13 +54,27 @@ impl Database {
         })
     }
 
-    /// Applies every service's migrations, in version order, then the session
-    /// store's own table (tower-sessions creates it itself).
+    /// Applies every service's migrations, in version order, moves the event log's
+    /// clock past a restore from another cluster (before anything appends), then
+    /// creates the session store's own table (tower-sessions creates it itself).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        migrator()
+        migrator()?
             .run(&self.pool)
             .await
             .context("cannot apply the database migrations")?;
+        if let Some(r) = kujira_eventlog::rebase_if_restored(&self.pool)
+            .await
+            .context("cannot check the event log's transaction-id clock")?
+        {
+            tracing::warn!(
+                stored_max = r.stored_max,
+                cluster_next = r.cluster_next,
+                old_offset = r.old_offset,
+                new_offset = r.new_offset,
+                "this database was restored from another PostgreSQL cluster; the event log's \
+                 clock was moved past its transaction ids so that readers carry on"
+            );
+        }
         kujira_desk::setup(&self.pool)
             .await
             .context("cannot create the desk's session table")
@@ -91,8 +105,8 @@ impl Database {
     }
 }
 
-/// All migrations of all services.
-pub fn migrator() -> sqlx::migrate::Migrator {
+/// All migrations of all services. Two with one version are an error.
+pub fn migrator() -> anyhow::Result<sqlx::migrate::Migrator> {
     kujira_pgembed::combine(&[
         &kujira_eventlog::MIGRATOR,
         &kujira_store::MIGRATOR,
@@ -101,4 +115,36 @@ pub fn migrator() -> sqlx::migrate::Migrator {
         &kujira_scheduler::MIGRATOR,
         &kujira_desk::MIGRATOR,
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every crate's migrations are composed: each `migrations/*.sql` file in the
+    /// workspace is in the binary's migrator, so that a new crate cannot be
+    /// forgotten here.
+    #[test]
+    fn the_binary_applies_every_crates_migrations() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut on_disk = Vec::new();
+        for group in ["shared", "services"] {
+            for krate in std::fs::read_dir(root.join(group)).unwrap().flatten() {
+                let dir = krate.path().join("migrations");
+                for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    if let Some(version) =
+                        name.strip_suffix(".sql").and_then(|n| n.split('_').next())
+                    {
+                        on_disk.push(version.parse::<i64>().unwrap());
+                    }
+                }
+            }
+        }
+        on_disk.sort_unstable();
+        let composed: Vec<i64> = super::migrator()
+            .unwrap()
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(composed, on_disk);
+    }
 }

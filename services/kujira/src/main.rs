@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: kujira_desk::UsersCommand,
     },
+    /// Shows and rebuilds the projections (the read models).
+    Projections {
+        #[command(subcommand)]
+        command: kujira_projector::ProjectionsCommand,
+    },
     /// Personal data (個人情報): sealing legacy events, erasure, export, statistics.
     Privacy {
         #[command(subcommand)]
@@ -142,6 +147,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let password = kujira_desk::PasswordInput::from_stdin(&mut stdin);
                 let mut out = std::io::stdout().lock();
                 let result = kujira_desk::run_cli(&state, command, password, &mut out).await;
+                out.flush().ok();
+                result
+            })
+            .await
+        }
+        Command::Projections { command } => {
+            with_db(&config, async |db| {
+                let store = db.store(&config).await?;
+                let mut out = std::io::stdout().lock();
+                let result =
+                    kujira_projector::run_cli(&serve::projector(&store), command, &mut out).await;
                 out.flush().ok();
                 result
             })

@@ -31,9 +31,10 @@ pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
     kujira_desk::DeskState::new(Arc::new(config.clone()), store, Arc::new(SystemClock))
 }
 
-/// Every projection `serve` runs.
-pub fn projector(store: &EventStore) -> Projector {
-    Projector::new(store.clone())
+/// Every projection `serve` runs. Projections that keep personal data take the
+/// personal store (they open events through its vault).
+pub fn projector(store: &Store) -> Projector {
+    Projector::new(store.events().clone())
         .with(kujira_scheduler::MailOutboxProjection::new())
         .with(kujira_tours::TourCatalogueProjection::new())
 }
@@ -41,6 +42,8 @@ pub fn projector(store: &EventStore) -> Projector {
 #[derive(Clone)]
 struct Health {
     store: EventStore,
+    projector: Projector,
+    lag_limit: Duration,
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -67,7 +70,7 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(projector(store.events()).run(shutdown.clone()));
+    workers.spawn(projector(&store).run(shutdown.clone()));
     workers.spawn({
         let watch = store
             .vault()
@@ -179,7 +182,9 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         .route(
             "/readyz",
             get(readyz).with_state(Health {
+                projector: projector(&store),
                 store: store.events().clone(),
+                lag_limit: config.projection_lag_limit,
             }),
         )
         .route(
@@ -219,7 +224,11 @@ fn with_security_headers(router: Router) -> Router {
         .layer(set(header::REFERRER_POLICY, "same-origin"))
 }
 
-/// Ready when the database answers; reports how far readers and mail lag behind.
+/// Ready when the database answers and every projection is live: not failed, and
+/// its oldest unapplied event younger than `KUJIRA_PROJECTION_LAG_LIMIT`. A 503 names
+/// each projection that is not. Also reports how far readers and mail lag behind.
+/// Error texts are not shown here (they may quote event data); `kujira projections
+/// status` prints them.
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
     let db_ok = sqlx::query("SELECT 1")
         .execute(h.store.pool())
@@ -227,12 +236,33 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
         .is_ok();
     let lag = h.store.reader_lag().await.ok();
     let outbox = kujira_scheduler::outbox_status(h.store.pool()).await.ok();
+    let mut unready = Vec::new();
+    if !db_ok {
+        unready.push("database unavailable".to_owned());
+    }
+    let projections = match h.projector.status().await {
+        Ok(all) => {
+            unready.extend(all.iter().filter_map(|p| p.problem(h.lag_limit)));
+            Some(all)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot read the projections' status"
+            );
+            unready.push("projection status unavailable".to_owned());
+            None
+        }
+    };
     let body = serde_json::json!({
         "database": if db_ok { "ok" } else { "unavailable" },
+        "projections": projections,
+        "projection_lag_limit_seconds": h.lag_limit.as_secs(),
+        "unready": unready,
         "reader_lag": lag,
         "mail_outbox": outbox,
     });
-    let status = if db_ok {
+    let status = if unready.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

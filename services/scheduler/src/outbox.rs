@@ -90,6 +90,13 @@ impl kujira_projector::Projection for MailOutboxProjection {
     async fn apply(&self, tx: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
         Self::record(tx, event).await
     }
+
+    fn rebuild(&self) -> kujira_projector::Rebuild {
+        kujira_projector::Rebuild::Refused(
+            "its rows carry delivery state (attempts, sent, failed) that the event log does \
+             not hold; rebuilding it would send every mail again",
+        )
+    }
 }
 
 /// Where a delivery stands.

@@ -132,6 +132,17 @@ impl kujira_projector::Projection for TourCatalogueProjection {
     async fn apply(&self, tx: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
         Self::record(tx, event).await
     }
+
+    /// Only counts derived from the tour streams: rebuildable from the log. The
+    /// table was created by one migration, which is therefore its DDL; a later
+    /// migration that changes the table must change this too (a rebuild compares
+    /// the two and refuses while they differ).
+    fn rebuild(&self) -> kujira_projector::Rebuild {
+        kujira_projector::Rebuild::Tables {
+            tables: &["tour_catalogue"],
+            ddl: include_str!("../migrations/20261124000200_tour_catalogue.sql"),
+        }
+    }
 }
 
 /// One tour as the public catalogue shows it.

@@ -52,6 +52,9 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `KUJIRA_PG_USER`: the OS user that runs the embedded cluster when kujira runs as root.
     pub pg_user: Option<String>,
+    /// `KUJIRA_PROJECTION_LAG_LIMIT`, in seconds: `/readyz` answers 503 while a
+    /// projection's oldest unapplied event is older than this.
+    pub projection_lag_limit: std::time::Duration,
     /// The city's words (`KUJIRA_CITY_NAME`, `KUJIRA_SITE_NAME`, ...).
     pub words: CityWords,
 }
@@ -202,6 +205,10 @@ impl Config {
         let submissions_per_ip_per_hour =
             parse_var(&get, "KUJIRA_SUBMISSIONS_PER_IP_PER_HOUR", "20")?;
         let inquiry_lead_days = parse_var(&get, "KUJIRA_INQUIRY_LEAD_DAYS", "3")?;
+        let lag_limit: u64 = parse_var(&get, "KUJIRA_PROJECTION_LAG_LIMIT", "30")?;
+        if lag_limit == 0 {
+            bail!("KUJIRA_PROJECTION_LAG_LIMIT must be at least 1 (seconds)");
+        }
         let secret = match get("KUJIRA_SECRET") {
             Some(s) if s.len() < 32 => {
                 bail!("KUJIRA_SECRET must be at least 32 characters long")
@@ -240,6 +247,7 @@ impl Config {
             inquiry_lead_days,
             trusted_proxies,
             pg_user: get("KUJIRA_PG_USER"),
+            projection_lag_limit: std::time::Duration::from_secs(lag_limit),
             words,
         })
     }
@@ -324,6 +332,7 @@ mod tests {
         assert_eq!(cfg.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(cfg.timezone, chrono_tz::Asia::Tokyo);
         assert_eq!(cfg.submissions_per_ip_per_hour, 20);
+        assert_eq!(cfg.projection_lag_limit.as_secs(), 30);
         assert_eq!(cfg.words.city_name, "柏崎市");
         assert!(
             cfg.trusted_proxies
@@ -350,6 +359,8 @@ mod tests {
             ("KUJIRA_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
             ("KUJIRA_MASTER_KEY", "c2hvcnQ="),
             ("KUJIRA_MASTER_KEY_FILE", "/nonexistent/master.key"),
+            ("KUJIRA_PROJECTION_LAG_LIMIT", "0"),
+            ("KUJIRA_PROJECTION_LAG_LIMIT", "30s"),
         ] {
             let err = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), (var, value)]))
                 .expect_err(var);

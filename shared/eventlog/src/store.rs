@@ -13,7 +13,8 @@ mod transaction;
 pub use transaction::Transaction;
 
 use crate::types::{
-    AppendResult, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamName,
+    AppendResult, Batch, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
+    StreamName,
 };
 
 /// The channel that carries the (empty) wake-up hint.
@@ -315,13 +316,31 @@ impl EventStore {
 
     /// Up to `limit` events after `after` in the global, gap-safe order.
     /// `event_types`, when given, keeps only those types.
+    ///
+    /// Resume from the last event returned. Readers that filter should use
+    /// [`EventStore::read_batch`] instead, whose checkpoint also moves past the events
+    /// that the filter skipped.
     pub async fn read_all(
         &self,
         after: Checkpoint,
         limit: i64,
         event_types: Option<&[&str]>,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        read_all_with(&self.pool, after, limit, event_types).await
+        Ok(read_batch_with(&self.pool, after, limit, event_types)
+            .await?
+            .events)
+    }
+
+    /// Up to `limit` events after `after` in the global, gap-safe order, and where
+    /// the next read resumes ([`Batch::next`]): past every event this read covered,
+    /// including those `event_types` filtered out.
+    pub async fn read_batch(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+        event_types: Option<&[&str]>,
+    ) -> Result<Batch, Error> {
+        read_batch_with(&self.pool, after, limit, event_types).await
     }
 
     /// The checkpoint of the last event readers can read now, in the gap-safe order
@@ -330,7 +349,7 @@ impl EventStore {
     pub async fn head(&self) -> Result<Checkpoint, Error> {
         let row = sqlx::query(
             "SELECT transaction_id, position FROM events \
-             WHERE transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
+             WHERE transaction_id < (SELECT eventlog_watermark()) \
              ORDER BY transaction_id DESC, position DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
@@ -376,8 +395,7 @@ impl EventStore {
     pub async fn reader_lag(&self) -> Result<ReaderLag, Error> {
         let row = sqlx::query(
             "SELECT \
-               (SELECT count(*) FROM events WHERE transaction_id >= \
-                  (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)), \
+               (SELECT count(*) FROM events WHERE transaction_id >= eventlog_watermark()), \
                (SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8 \
                   FROM pg_stat_activity WHERE backend_xid IS NOT NULL)",
         )
@@ -400,10 +418,7 @@ impl EventStore {
         .bind(reader)
         .fetch_optional(executor)
         .await?;
-        Ok(row.map_or(Checkpoint::START, |r| Checkpoint {
-            transaction_id: r.get(0),
-            position: r.get(1),
-        }))
+        row.as_ref().map_or(Ok(Checkpoint::START), checkpoint_of)
     }
 
     /// Locks a reader's checkpoint row for the rest of the transaction, creating it if
@@ -422,10 +437,46 @@ impl EventStore {
         .bind(reader)
         .fetch_one(&mut *tx)
         .await?;
-        Ok(Checkpoint {
-            transaction_id: row.get(0),
-            position: row.get(1),
-        })
+        checkpoint_of(&row)
+    }
+
+    /// Like [`EventStore::lock_checkpoint`], but returns `None` at once when another
+    /// transaction holds the row: that reader is running elsewhere, and waiting for it
+    /// would only hold a connection (and, once this transaction has an xid, every
+    /// reader's watermark) for nothing.
+    pub async fn try_lock_checkpoint(
+        tx: &mut sqlx::PgConnection,
+        reader: &str,
+    ) -> Result<Option<Checkpoint>, Error> {
+        let row = sqlx::query(
+            "SELECT transaction_id, position FROM reader_checkpoints \
+             WHERE reader = $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(reader)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = row {
+            return Ok(Some(checkpoint_of(&r)?));
+        }
+        // Skipped because it is locked, or missing. A plain read tells which without
+        // waiting; only a missing row is created (and is then ours until commit).
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM reader_checkpoints WHERE reader = $1)",
+        )
+        .bind(reader)
+        .fetch_one(&mut *tx)
+        .await?;
+        if exists {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "INSERT INTO reader_checkpoints (reader) VALUES ($1) ON CONFLICT DO NOTHING \
+             RETURNING transaction_id, position",
+        )
+        .bind(reader)
+        .fetch_optional(&mut *tx)
+        .await?;
+        row.as_ref().map(checkpoint_of).transpose()
     }
 
     /// Moves a reader's checkpoint; call it in the transaction that applied the events.
@@ -448,33 +499,91 @@ impl EventStore {
     }
 }
 
-/// [`EventStore::read_all`] on any executor, so that a projection can read inside
+/// The gap-safe read. One statement, so one snapshot and one watermark `W`:
+///
+/// * the first branch returns up to `limit` events after `after` below `W` that
+///   match the filter, in `(transaction_id, position)` order;
+/// * the second returns `W` and the highest `(transaction_id, position)` of any
+///   event below `W`, matching or not.
+///
+/// When the first branch returns fewer than `limit` events it has considered every
+/// row between `after` and that highest row, so the reader may resume there. See
+/// "Filtered readers" in the crate docs.
+const READ_BATCH: &str = "WITH w AS MATERIALIZED (SELECT eventlog_watermark() AS watermark) \
+     (SELECT false AS covered, NULL::bigint AS watermark, \
+             position, transaction_id, event_id, stream_name, stream_version, \
+             event_type, data, metadata, recorded_at \
+      FROM events \
+      WHERE (transaction_id, position) > ($1, $2) \
+        AND transaction_id < (SELECT watermark FROM w) \
+        AND ($4::text[] IS NULL OR event_type = ANY($4)) \
+      ORDER BY transaction_id, position \
+      LIMIT $3) \
+     UNION ALL \
+     (SELECT true, w.watermark, t.position, t.transaction_id, \
+             NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+      FROM w LEFT JOIN LATERAL ( \
+          SELECT position, transaction_id FROM events \
+          WHERE transaction_id < w.watermark \
+          ORDER BY transaction_id DESC, position DESC \
+          LIMIT 1) t ON true)";
+
+/// [`EventStore::read_batch`] on any executor, so that a projection can read inside
 /// the transaction that holds its checkpoint lock.
-pub async fn read_all_with<'e, X>(
+pub async fn read_batch_with<'e, X>(
     executor: X,
     after: Checkpoint,
     limit: i64,
     event_types: Option<&[&str]>,
-) -> Result<Vec<RecordedEvent>, Error>
+) -> Result<Batch, Error>
 where
     X: sqlx::Executor<'e, Database = Postgres>,
 {
-    let sql = format!(
-        "SELECT {SELECT_COLUMNS} FROM events \
-         WHERE (transaction_id, position) > ($1, $2) \
-           AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
-           AND ($4::text[] IS NULL OR event_type = ANY($4)) \
-         ORDER BY transaction_id, position \
-         LIMIT $3"
-    );
-    let rows = sqlx::query(&sql)
+    let limit = limit.max(1);
+    let rows = sqlx::query(READ_BATCH)
         .bind(after.transaction_id)
         .bind(after.position)
         .bind(limit)
         .bind(event_types)
         .fetch_all(executor)
         .await?;
-    rows.iter().map(decode_row).collect()
+    let mut events = Vec::with_capacity(rows.len());
+    let mut watermark = None;
+    let mut highest = None;
+    for row in &rows {
+        if row.try_get::<bool, _>("covered")? {
+            watermark = row.try_get::<Option<i64>, _>("watermark")?;
+            let position: Option<i64> = row.try_get("position")?;
+            let transaction_id: Option<i64> = row.try_get("transaction_id")?;
+            if let (Some(position), Some(transaction_id)) = (position, transaction_id) {
+                highest = Some(Checkpoint {
+                    transaction_id,
+                    position,
+                });
+            }
+        } else {
+            events.push(decode_row(row)?);
+        }
+    }
+    let watermark = watermark.ok_or(Error::ClockMissing)?;
+    // The branches of a UNION ALL come back in order in practice; sorting makes it a
+    // guarantee, and costs one pass over an already sorted vector.
+    events.sort_by_key(RecordedEvent::checkpoint);
+    let full = events.len() as i64 >= limit;
+    let next = match (full, events.last()) {
+        (true, Some(last)) => last.checkpoint(),
+        // Everything between `after` and the highest row below the watermark was
+        // considered, so the reader resumes past all of it.
+        _ => after
+            .max(highest.unwrap_or(Checkpoint::START))
+            .max(events.last().map_or(after, RecordedEvent::checkpoint)),
+    };
+    Ok(Batch {
+        events,
+        next,
+        watermark,
+        full,
+    })
 }
 
 /// A wake-up hint for one reader.
@@ -558,6 +667,13 @@ fn decode_row(row: &PgRow) -> Result<RecordedEvent, Error> {
         data: row.try_get("data")?,
         metadata: metadata.0,
         recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+fn checkpoint_of(row: &PgRow) -> Result<Checkpoint, Error> {
+    Ok(Checkpoint {
+        transaction_id: row.try_get("transaction_id")?,
+        position: row.try_get("position")?,
     })
 }
 

@@ -168,6 +168,21 @@ impl Checkpoint {
     };
 }
 
+/// One gap-safe read of the global log (see [`crate::EventStore::read_batch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The events read, in the global order.
+    pub events: Vec<RecordedEvent>,
+    /// Where the next read resumes. When the read was not [`full`](Self::full), it
+    /// lies past every event below the watermark, those the type filter skipped
+    /// included, so a filtered reader never scans the same skipped events twice.
+    pub next: Checkpoint,
+    /// Every stored transaction id below this is final: no event can appear there.
+    pub watermark: i64,
+    /// Whether the read returned `limit` events (more may be readable at once).
+    pub full: bool,
+}
+
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
@@ -237,6 +252,9 @@ pub enum Error {
         event_type: String,
         message: String,
     },
+    /// Readers refuse to guess a watermark: see the crate docs, "Restored databases".
+    #[error("the event log's clock row (eventlog_clock) is missing; run the migrations")]
+    ClockMissing,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

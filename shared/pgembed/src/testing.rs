@@ -192,7 +192,7 @@ async fn ensure_template(
     admin: &PgConnectOptions,
     migrators: &[&Migrator],
 ) -> anyhow::Result<String> {
-    let migrator = crate::combine(migrators);
+    let migrator = crate::combine(migrators)?;
     let mut hasher = Sha256::new();
     for m in migrator.iter() {
         hasher.update(m.version.to_le_bytes());
