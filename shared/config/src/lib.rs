@@ -192,9 +192,8 @@ impl Config {
         {
             bail!("KUJIRA_SMTP_URL must start with smtp:// or smtps://");
         }
-        let (mail_from_name, mail_from) = mail::mail_from(
-            &get("KUJIRA_MAIL_FROM").unwrap_or_else(|| "kujira@localhost".into()),
-        )?;
+        let (mail_from_name, mail_from) =
+            mail::mail_from(&get("KUJIRA_MAIL_FROM").unwrap_or_else(|| "kujira@localhost".into()))?;
         // An empty variable means "off", so it is read as set, not as absent.
         let quiet_hours = match lookup("KUJIRA_QUIET_HOURS") {
             Some(v) => mail::quiet_hours(Some(&v))?,

@@ -207,7 +207,13 @@ mod tests {
 
     #[test]
     fn bad_windows_are_refused() {
-        for bad in ["20:00", "25:00-08:00", "20:00-08:00-09:00", "8時-20時", "08:00-08:00"] {
+        for bad in [
+            "20:00",
+            "25:00-08:00",
+            "20:00-08:00-09:00",
+            "8時-20時",
+            "08:00-08:00",
+        ] {
             assert!(QuietHours::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(quiet_hours(Some("")).unwrap(), None);
@@ -235,8 +241,17 @@ mod tests {
             parse_mailbox("<a@b.jp>").unwrap(),
             (None, "a@b.jp".to_owned())
         );
-        assert_eq!(parse_mailbox("a@b.jp").unwrap(), (None, "a@b.jp".to_owned()));
-        for bad in ["nobody", "名前 <nobody>", "名前 <a@b.jp", "a b@c.jp", "x <a@b.jp> y"] {
+        assert_eq!(
+            parse_mailbox("a@b.jp").unwrap(),
+            (None, "a@b.jp".to_owned())
+        );
+        for bad in [
+            "nobody",
+            "名前 <nobody>",
+            "名前 <a@b.jp",
+            "a b@c.jp",
+            "x <a@b.jp> y",
+        ] {
             assert!(parse_mailbox(bad).is_err(), "{bad}");
         }
     }
