@@ -58,7 +58,10 @@ async fn a_slow_batch_leases_each_mail_from_the_clock_at_its_claim() {
     assert_eq!(smtp.received().len(), 2, "each key delivered once");
     for key in ["k/1", "k/2"] {
         let d = w.delivery(key).await;
-        assert_eq!((d.status, d.attempts, d.claim), (DeliveryStatus::Sent, 1, None));
+        assert_eq!(
+            (d.status, d.attempts, d.claim),
+            (DeliveryStatus::Sent, 1, None)
+        );
     }
 }
 
@@ -103,7 +106,12 @@ async fn an_overtaken_worker_s_late_answer_is_dropped_and_the_lease_holder_s_out
     assert!(ra.failed.is_empty() && ra.sent.is_empty());
     let mid = w.delivery("k/slow").await;
     assert_eq!(
-        (mid.status, mid.claim, mid.last_error.as_deref(), mid.next_attempt_at),
+        (
+            mid.status,
+            mid.claim,
+            mid.last_error.as_deref(),
+            mid.next_attempt_at
+        ),
         (
             DeliveryStatus::Pending,
             Some(b_claim),
@@ -136,7 +144,12 @@ async fn an_overtaken_worker_s_late_answer_is_dropped_and_the_lease_holder_s_out
             Some(t0() + lease() + Duration::minutes(1))
         )
     );
-    assert!(!w.person_events(p).await.iter().any(|e| matches!(e, PersonEvent::AddressBounced(_))));
+    assert!(
+        !w.person_events(p)
+            .await
+            .iter()
+            .any(|e| matches!(e, PersonEvent::AddressBounced(_)))
+    );
 }
 
 /// Renders like [`NoteTemplates`], but so slowly that the clock moves by `by`.
@@ -214,7 +227,10 @@ async fn an_smtp_outage_loses_nothing_and_two_workers_deliver_each_mail_once() {
     assert!(ra.sent.is_empty() && rb.sent.is_empty() && ra.failed.is_empty());
     w.clock.advance(Duration::minutes(1));
     let (ra, rb) = tokio::join!(a.deliver_due(), b.deliver_due());
-    assert_eq!(ra.unwrap().deferred.len() + rb.unwrap().deferred.len(), keys.len());
+    assert_eq!(
+        ra.unwrap().deferred.len() + rb.unwrap().deferred.len(),
+        keys.len()
+    );
     let status = kujira_scheduler::outbox_status_at(&w.db.pool, w.clock_now())
         .await
         .unwrap();

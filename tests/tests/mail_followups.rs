@@ -129,7 +129,10 @@ async fn an_erased_person_gets_no_mail_and_staff_get_none_about_them() {
     let r = w.mailer(smtp.port).deliver_due().await.unwrap();
     let mut cancelled = r.cancelled.clone();
     cancelled.sort();
-    assert_eq!(cancelled, vec!["k/receipt".to_owned(), "k/staff".to_owned()]);
+    assert_eq!(
+        cancelled,
+        vec!["k/receipt".to_owned(), "k/staff".to_owned()]
+    );
     assert!(r.failed.is_empty(), "cancelled is not a failure");
     for key in ["k/receipt", "k/staff"] {
         let d = w.delivery(key).await;
@@ -145,7 +148,10 @@ async fn an_erased_person_gets_no_mail_and_staff_get_none_about_them() {
     assert_eq!((status.pending, status.failed, status.cancelled), (0, 0, 2));
     // Final: later rounds leave it alone.
     w.clock.advance(Duration::days(2));
-    assert_eq!(w.mailer(smtp.port).deliver_due().await.unwrap().attempted(), 0);
+    assert_eq!(
+        w.mailer(smtp.port).deliver_due().await.unwrap().attempted(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -242,7 +248,9 @@ async fn a_follow_up_carries_the_one_click_unsubscribe_and_a_footer() {
     );
     let parsed = m.parsed();
     let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
-    assert!(text.contains(&format!("配信停止はこちら（ご案内メールが不要な場合）：\n{url}")));
+    assert!(text.contains(&format!(
+        "配信停止はこちら（ご案内メールが不要な場合）：\n{url}"
+    )));
     let html = parsed.body_html(0).unwrap();
     assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
     assert!(html.contains("配信停止はこちら"));
@@ -260,7 +268,11 @@ async fn a_5xx_marks_the_address_as_bouncing_until_the_desk_clears_it() {
     let r = mailer.deliver_due().await.unwrap();
     assert_eq!(r.failed, vec!["k/first".to_owned()]);
     let d = w.delivery("k/first").await;
-    assert_eq!(d.status, DeliveryStatus::Failed, "rejected for good stays failed");
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Failed,
+        "rejected for good stays failed"
+    );
     let events = w.person_events(p).await;
     assert!(
         matches!(events.as_slice(), [PersonEvent::AddressBounced(b)]

@@ -166,8 +166,12 @@ impl World {
                 meta.clone(),
             )
             .unwrap(),
-            NewEvent::encode(mail.event_id(stream.as_str()), &NoteEvent::MailQueued(mail), meta)
-                .unwrap(),
+            NewEvent::encode(
+                mail.event_id(stream.as_str()),
+                &NoteEvent::MailQueued(mail),
+                meta,
+            )
+            .unwrap(),
         ];
         let appended = self
             .store
@@ -188,8 +192,11 @@ impl World {
 
     /// A transactional mail to `person`.
     pub async fn receipt(&self, person: Uuid, key: &str) {
-        self.queue(person, MailQueued::to_applicant(key.into(), RECEIPT, person))
-            .await;
+        self.queue(
+            person,
+            MailQueued::to_applicant(key.into(), RECEIPT, person),
+        )
+        .await;
     }
 
     /// A notice to staff about `person` (a follow-up of the desk's own).
@@ -209,7 +216,16 @@ impl World {
             &stream,
             &CommandContext::new("cli"),
             None,
-            |state| Person::decide_for(PersonContext { person_id: person, at }, state, &command),
+            |state| {
+                Person::decide_for(
+                    PersonContext {
+                        person_id: person,
+                        at,
+                    },
+                    state,
+                    &command,
+                )
+            },
         )
         .await
         .unwrap();
