@@ -28,6 +28,19 @@
 //! The `mailer` module only delivers. The cron rules (reminders, digests) will live
 //! in their own module and only *request* mail, with deterministic keys, so that a
 //! rule that runs twice still sends once.
+//!
+//! Queueing a follow-up (what a rule appends, through `kujira_store::execute`, on
+//! the stream whose facts the mail is rendered from):
+//!
+//! ```ignore
+//! let mail = MailQueued::to_applicant(format!("tour-reminder/{tour}/{party}"), "tour_reminder", person_id)
+//!     .follow_up()          // held in quiet hours, stopped by opt-out / bounce, unsubscribe added
+//!     .about(signup_id);    // optional; `with_params(json)` for anything else non-personal
+//! // event id: mail.event_id(stream) (from the key), so a second tick is a replay
+//! ```
+//!
+//! The mailer adds the unsubscribe headers and footer itself; templates must not.
+//! Subjects must hold no personal data: they are kept for the person's data export.
 
 mod mailer;
 mod outbox;
