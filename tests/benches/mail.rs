@@ -61,7 +61,8 @@ enum NoteEvent {
 #[derive(Debug)]
 struct Templates;
 
-const TEXT: &str = "柏崎市への移住相談を受け付けました。担当の移住コンシェルジュから3営業日以内にご連絡します。\n";
+const TEXT: &str =
+    "柏崎市への移住相談を受け付けました。担当の移住コンシェルジュから3営業日以内にご連絡します。\n";
 
 impl RenderMail for Templates {
     fn templates(&self) -> &[&'static str] {
@@ -135,9 +136,8 @@ async fn queue(store: &kujira_store::Store, projector: &Projector, phase: usize,
     projector.catch_up().await.unwrap();
 }
 
-/// Mails/s of `workers` senders sharing one prebuilt message over lettre.
-async fn baseline(url: &str, n: usize, workers: usize) -> f64 {
-    let transport = Transport::smtp(url).unwrap();
+/// Mails/s of `workers` senders handing one prebuilt message to `transport`.
+async fn baseline(transport: &Transport, n: usize, workers: usize) -> f64 {
     let sender = Sender::new("くじらと。", "kujira@example.jp").unwrap();
     let message = Arc::new(
         build_message(
@@ -213,33 +213,42 @@ fn main() {
         let port = smtp_server();
         let url = format!("smtp://127.0.0.1:{port}");
         let config = Config::for_tests(std::path::Path::new("/nonexistent"));
-        let mailer = Mailer::new(
-            store.clone(),
-            Transport::smtp(&url).unwrap(),
-            Sender::from_config(&config).unwrap(),
-            Arc::new(SystemClock),
-        )
-        .with_unsubscribe(UnsubscribeLinks::from_config(&config))
-        .with_renderer(Arc::new(Templates));
         let n = mails_per_phase();
-        println!("mail outbox vs lettre alone, {n} mails per phase, local SMTP server");
-        for workers in [1, 4] {
-            let mut base = Vec::new();
-            let mut ours = Vec::new();
-            base.push(baseline(&url, n, workers).await);
-            for phase in 0..2 {
-                queue(&store, &projector, workers * 10 + phase, n).await;
-                ours.push(outbox(&mailer, n, workers).await);
-                base.push(baseline(&url, n, workers).await);
+        let eml = tempfile::tempdir().unwrap();
+        let transports = [
+            ("SMTP (lettre → mailin)", Transport::smtp(&url).unwrap()),
+            (".eml files (fsync each)", Transport::file(eml.path())),
+        ];
+        println!("mail outbox vs the bare transport, {n} mails per phase");
+        let mut phase = 0;
+        for (name, transport) in transports {
+            let mailer = Mailer::new(
+                store.clone(),
+                transport.clone(),
+                Sender::from_config(&config).unwrap(),
+                Arc::new(SystemClock),
+            )
+            .with_unsubscribe(UnsubscribeLinks::from_config(&config))
+            .with_renderer(Arc::new(Templates));
+            for workers in [1, 4] {
+                let mut base = Vec::new();
+                let mut ours = Vec::new();
+                base.push(baseline(&transport, n, workers).await);
+                for _ in 0..2 {
+                    phase += 1;
+                    queue(&store, &projector, phase, n).await;
+                    ours.push(outbox(&mailer, n, workers).await);
+                    base.push(baseline(&transport, n, workers).await);
+                }
+                let b = base.iter().sum::<f64>() / base.len() as f64;
+                let o = ours.iter().sum::<f64>() / ours.len() as f64;
+                println!(
+                    "{name}, {workers} worker(s): transport alone {b:.0} mails/s, outbox {o:.0} mails/s, ratio {:.2}  (baseline phases {:?}, outbox phases {:?})",
+                    o / b,
+                    base.iter().map(|r| r.round()).collect::<Vec<_>>(),
+                    ours.iter().map(|r| r.round()).collect::<Vec<_>>(),
+                );
             }
-            let b = base.iter().sum::<f64>() / base.len() as f64;
-            let o = ours.iter().sum::<f64>() / ours.len() as f64;
-            println!(
-                "{workers} worker(s): lettre alone {b:.0} mails/s, outbox {o:.0} mails/s, ratio {:.2}  (baseline phases {:?}, outbox phases {:?})",
-                o / b,
-                base.iter().map(|r| r.round()).collect::<Vec<_>>(),
-                ours.iter().map(|r| r.round()).collect::<Vec<_>>(),
-            );
         }
     });
 }
