@@ -164,6 +164,11 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         store.clone(),
         kit.clone(),
     ));
+    let unsubscribe = kujira_scheduler::router(kujira_scheduler::UnsubscribeState::new(
+        &config,
+        store.clone(),
+        kit.clone(),
+    ));
     let tours = kujira_tours::router(
         kujira_tours::ToursState::new(config.clone(), store.clone(), clock.clone()).with_kit(kit),
     );
@@ -200,7 +205,8 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         )
         .merge(intake)
         .merge(tours)
-        .merge(desk);
+        .merge(desk)
+        .merge(unsubscribe);
     with_security_headers(app)
         .layer(axum::Extension(kujira_web::TrustedProxies(
             config.trusted_proxies.clone(),

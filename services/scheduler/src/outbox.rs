@@ -2,14 +2,17 @@
 //! the mailer, read by `/readyz` and the desk.
 
 use chrono::{DateTime, Utc};
-use kujira_domain::mail::{MAIL_QUEUED, MAIL_REQUESTED, MailQueued, MailRequested};
+use kujira_domain::mail::{
+    Audience, MAIL_QUEUED, MAIL_REQUESTED, MailKind, MailQueued, MailRequested,
+};
 use kujira_eventlog::RecordedEvent;
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::mailer::MAIL_NOTIFY_CHANNEL;
 
-/// Turns every `MailRequested` event into one pending delivery per key.
+/// Turns every `MailQueued` (and legacy `MailRequested`) event into one pending
+/// delivery per key, with the mail's routing: person, audience, kind.
 ///
 /// A second event with a key already seen is ignored: the first request wins, so a
 /// retried command or a rebuilt projection never sends a mail twice.
@@ -27,7 +30,7 @@ impl MailOutboxProjection {
 
         // The data of a `MailRequested` or `MailQueued` variant is the struct itself,
         // whatever the enum of the stream it was appended to.
-        let (key, template) = match event.event_type.as_str() {
+        let routing = match event.event_type.as_str() {
             MAIL_REQUESTED => {
                 let m = MailRequested::from_event_data(&event.data).with_context(|| {
                     format!(
@@ -35,7 +38,19 @@ impl MailOutboxProjection {
                         event.position, event.stream_name
                     )
                 })?;
-                (m.key, m.template)
+                // Legacy rendered mail: transactional, of unknown audience; sealed
+                // since with the key of the person named beside it.
+                Routing {
+                    key: m.key,
+                    template: m.template,
+                    person_id: event
+                        .data
+                        .get(kujira_domain::personal::PERSON_FIELD)
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(|s| uuid::Uuid::parse_str(s).ok()),
+                    audience: None,
+                    kind: MailKind::Transactional,
+                }
             }
             MAIL_QUEUED => {
                 let m = MailQueued::deserialize(&event.data).with_context(|| {
@@ -44,22 +59,32 @@ impl MailOutboxProjection {
                         event.position, event.stream_name
                     )
                 })?;
-                (m.key, m.template)
+                Routing {
+                    key: m.key,
+                    template: m.template,
+                    person_id: m.person_id,
+                    audience: Some(m.audience),
+                    kind: m.kind,
+                }
             }
             _ => return Ok(()),
         };
         let inserted = sqlx::query(
             "INSERT INTO mail_deliveries \
-               (key, stream_name, stream_version, position, template, requested_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+               (key, stream_name, stream_version, position, template, requested_at, \
+                person_id, audience, kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (key) DO NOTHING",
         )
-        .bind(&key)
+        .bind(&routing.key)
         .bind(&event.stream_name)
         .bind(i64::try_from(event.stream_version).unwrap_or(i64::MAX))
         .bind(event.position)
-        .bind(&template)
+        .bind(&routing.template)
         .bind(event.recorded_at)
+        .bind(routing.person_id)
+        .bind(routing.audience.map(Audience::as_str))
+        .bind(routing.kind.as_str())
         .execute(&mut *conn)
         .await
         .context("cannot insert into mail_deliveries")?;
@@ -75,6 +100,15 @@ impl MailOutboxProjection {
         }
         Ok(())
     }
+}
+
+/// What the outbox keeps of a mail event besides where it is: nothing personal.
+struct Routing {
+    key: String,
+    template: String,
+    person_id: Option<uuid::Uuid>,
+    audience: Option<Audience>,
+    kind: MailKind,
 }
 
 #[async_trait::async_trait]
@@ -105,7 +139,11 @@ impl kujira_projector::Projection for MailOutboxProjection {
 pub enum DeliveryStatus {
     Pending,
     Sent,
+    /// Rejected for good (a 5xx reply, a mail that cannot be built): a person
+    /// should look at it. [`requeue_failed`] puts it back.
     Failed,
+    /// Not sent, on purpose, for a [`CancelReason`]. Final, and not a failure.
+    Cancelled,
 }
 
 impl DeliveryStatus {
@@ -114,7 +152,52 @@ impl DeliveryStatus {
             "pending" => Ok(Self::Pending),
             "sent" => Ok(Self::Sent),
             "failed" => Ok(Self::Failed),
+            "cancelled" => Ok(Self::Cancelled),
             other => anyhow::bail!("unknown delivery status {other:?}"),
+        }
+    }
+}
+
+/// Why a mail was not sent (checked when it was due, not when it was queued).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The person's data was erased: no mail to them or about them.
+    Erased,
+    /// The person suspended the use of their data (利用停止): no mail to them.
+    Suspended,
+    /// The person opted out of follow-up mail.
+    OptedOut,
+    /// The person's address bounced: no follow-up until the desk clears it.
+    Bouncing,
+}
+
+impl CancelReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Erased => "erased",
+            Self::Suspended => "suspended",
+            Self::OptedOut => "opted_out",
+            Self::Bouncing => "bouncing",
+        }
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Self::Erased => "個人情報の削除により送信中止",
+            Self::Suspended => "利用停止により送信中止",
+            Self::OptedOut => "配信停止により送信中止",
+            Self::Bouncing => "宛先不達により送信中止",
+        }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "erased" => Ok(Self::Erased),
+            "suspended" => Ok(Self::Suspended),
+            "opted_out" => Ok(Self::OptedOut),
+            "bouncing" => Ok(Self::Bouncing),
+            other => anyhow::bail!("unknown cancel reason {other:?}"),
         }
     }
 }
@@ -127,6 +210,11 @@ pub struct MailDelivery {
     pub stream_version: i64,
     pub position: i64,
     pub template: String,
+    /// The person the mail is addressed to or about.
+    pub person_id: Option<uuid::Uuid>,
+    /// `None` for legacy rendered mail (`MailRequested`).
+    pub audience: Option<Audience>,
+    pub kind: MailKind,
     pub status: DeliveryStatus,
     pub attempts: i32,
     pub requested_at: DateTime<Utc>,
@@ -134,28 +222,50 @@ pub struct MailDelivery {
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub message_id: Option<String>,
+    /// The subject as sent (subjects hold no personal data by design).
+    pub subject: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<CancelReason>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// The token of the worker holding the row while it is being sent.
+    pub claim: Option<uuid::Uuid>,
 }
 
-/// The delivery of one key, if it was requested.
-pub async fn delivery(pool: &PgPool, key: &str) -> anyhow::Result<Option<MailDelivery>> {
-    let row = sqlx::query(
-        "SELECT key, stream_name, stream_version, position, template, status, attempts, \
-                requested_at, next_attempt_at, last_attempt_at, last_error, message_id, \
-                sent_at, failed_at \
-         FROM mail_deliveries WHERE key = $1",
-    )
-    .bind(key)
-    .fetch_optional(pool)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(MailDelivery {
+const DELIVERY_COLUMNS: &str = "key, stream_name, stream_version, position, template, person_id, \
+     audience, kind, status, attempts, requested_at, next_attempt_at, last_attempt_at, \
+     last_error, message_id, subject, sent_at, failed_at, cancel_reason, cancelled_at, claim";
+
+fn audience(s: &str) -> anyhow::Result<Audience> {
+    match s {
+        "applicant" => Ok(Audience::Applicant),
+        "staff" => Ok(Audience::Staff),
+        other => anyhow::bail!("unknown audience {other:?}"),
+    }
+}
+
+pub(crate) fn kind(s: &str) -> anyhow::Result<MailKind> {
+    match s {
+        "transactional" => Ok(MailKind::Transactional),
+        "follow_up" => Ok(MailKind::FollowUp),
+        other => anyhow::bail!("unknown mail kind {other:?}"),
+    }
+}
+
+pub(crate) fn audience_opt(s: Option<String>) -> anyhow::Result<Option<Audience>> {
+    s.as_deref().map(audience).transpose()
+}
+
+fn delivery_from_row(r: &sqlx::postgres::PgRow) -> anyhow::Result<MailDelivery> {
+    Ok(MailDelivery {
         key: r.try_get("key")?,
         stream_name: r.try_get("stream_name")?,
         stream_version: r.try_get("stream_version")?,
         position: r.try_get("position")?,
         template: r.try_get("template")?,
+        person_id: r.try_get("person_id")?,
+        audience: audience_opt(r.try_get("audience")?)?,
+        kind: kind(r.try_get("kind")?)?,
         status: DeliveryStatus::parse(r.try_get("status")?)?,
         attempts: r.try_get("attempts")?,
         requested_at: r.try_get("requested_at")?,
@@ -163,9 +273,43 @@ pub async fn delivery(pool: &PgPool, key: &str) -> anyhow::Result<Option<MailDel
         last_attempt_at: r.try_get("last_attempt_at")?,
         last_error: r.try_get("last_error")?,
         message_id: r.try_get("message_id")?,
+        subject: r.try_get("subject")?,
         sent_at: r.try_get("sent_at")?,
         failed_at: r.try_get("failed_at")?,
-    }))
+        cancel_reason: r
+            .try_get::<Option<&str>, _>("cancel_reason")?
+            .map(CancelReason::parse)
+            .transpose()?,
+        cancelled_at: r.try_get("cancelled_at")?,
+        claim: r.try_get("claim")?,
+    })
+}
+
+/// The delivery of one key, if it was requested.
+pub async fn delivery(pool: &PgPool, key: &str) -> anyhow::Result<Option<MailDelivery>> {
+    let row = sqlx::query(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM mail_deliveries WHERE key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(delivery_from_row).transpose()
+}
+
+/// Every mail to or about `person_id`, oldest first: for the person's data export
+/// ("mail sent: subject and time") and the desk's case page.
+pub async fn deliveries_for_person(
+    pool: &PgPool,
+    person_id: uuid::Uuid,
+) -> anyhow::Result<Vec<MailDelivery>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM mail_deliveries WHERE person_id = $1 \
+         ORDER BY requested_at, position"
+    ))
+    .bind(person_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(delivery_from_row).collect()
 }
 
 /// The outbox at a glance, for `/readyz` and monitoring.
@@ -177,6 +321,8 @@ pub struct OutboxStatus {
     pub due: i64,
     /// Rejected for good; needs a person to look at it.
     pub failed: i64,
+    /// Not sent on purpose (erased, suspended, opted out, bouncing).
+    pub cancelled: i64,
     /// Pending deliveries that have failed at least once.
     pub retrying: i64,
     /// Age of the oldest pending request at `now`, 0 when none is pending.
@@ -197,14 +343,15 @@ pub async fn outbox_status_at(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Resu
 async fn status(pool: &PgPool, now: Option<DateTime<Utc>>) -> anyhow::Result<OutboxStatus> {
     let r = sqlx::query(
         "SELECT \
-           count(*) FILTER (WHERE status = 'pending'), \
+           count(*) FILTER (WHERE status = 'pending') AS pending, \
            count(*) FILTER (WHERE status = 'pending' \
                               AND (next_attempt_at IS NULL \
-                                   OR next_attempt_at <= coalesce($1, now()))), \
-           count(*) FILTER (WHERE status = 'failed'), \
-           count(*) FILTER (WHERE status = 'pending' AND attempts > 0), \
+                                   OR next_attempt_at <= coalesce($1, now()))) AS due, \
+           count(*) FILTER (WHERE status = 'failed') AS failed, \
+           count(*) FILTER (WHERE status = 'cancelled') AS cancelled, \
+           count(*) FILTER (WHERE status = 'pending' AND attempts > 0) AS retrying, \
            coalesce(extract(epoch FROM coalesce($1, now()) - min(requested_at) \
-                              FILTER (WHERE status = 'pending')), 0)::float8 \
+                              FILTER (WHERE status = 'pending')), 0)::float8 AS oldest \
          FROM mail_deliveries",
     )
     // `now()` is the transaction's start: good enough for a status page.
@@ -212,12 +359,13 @@ async fn status(pool: &PgPool, now: Option<DateTime<Utc>>) -> anyhow::Result<Out
     .fetch_one(pool)
     .await?;
     Ok(OutboxStatus {
-        pending: r.try_get(0)?,
-        due: r.try_get(1)?,
-        failed: r.try_get(2)?,
-        retrying: r.try_get(3)?,
+        pending: r.try_get("pending")?,
+        due: r.try_get("due")?,
+        failed: r.try_get("failed")?,
+        cancelled: r.try_get("cancelled")?,
+        retrying: r.try_get("retrying")?,
         // A clock behind the database's (tests) must not show a negative age.
-        oldest_pending_seconds: r.try_get::<f64, _>(4)?.max(0.0),
+        oldest_pending_seconds: r.try_get::<f64, _>("oldest")?.max(0.0),
     })
 }
 
@@ -226,7 +374,7 @@ async fn status(pool: &PgPool, now: Option<DateTime<Utc>>) -> anyhow::Result<Out
 pub async fn requeue_failed(pool: &PgPool, key: &str) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "UPDATE mail_deliveries \
-         SET status = 'pending', next_attempt_at = NULL, failed_at = NULL \
+         SET status = 'pending', next_attempt_at = NULL, failed_at = NULL, claim = NULL \
          WHERE key = $1 AND status = 'failed'",
     )
     .bind(key)

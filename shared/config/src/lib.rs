@@ -6,6 +6,7 @@
 
 mod clock;
 pub mod keyfile;
+mod mail;
 mod words;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use mail::{QuietHours, parse_mailbox};
 pub use words::CityWords;
 
 /// Everything kujira reads from its environment.
@@ -32,8 +34,14 @@ pub struct Config {
     /// `KUJIRA_SMTP_URL`, e.g. `smtp://user:pass@host:587?tls=required`; when unset,
     /// mail is written as `.eml` files into `data_dir/outbox`.
     pub smtp_url: Option<String>,
-    /// `KUJIRA_MAIL_FROM`.
+    /// The address of `KUJIRA_MAIL_FROM` (without its display name).
     pub mail_from: String,
+    /// The display name of `KUJIRA_MAIL_FROM` (`くじらと。 <noreply@city.example.jp>`);
+    /// when absent, mail comes under the site's name.
+    pub mail_from_name: Option<String>,
+    /// `KUJIRA_QUIET_HOURS` (default `20:00-08:00`, in `timezone`); `None` when the
+    /// variable is set empty: applicant follow-ups are then never held.
+    pub quiet_hours: Option<QuietHours>,
     /// `KUJIRA_CONCIERGE_EMAILS`, comma-separated.
     pub concierge_emails: Vec<String>,
     /// `KUJIRA_TIMEZONE`.
@@ -187,8 +195,16 @@ impl Config {
         {
             bail!("KUJIRA_SMTP_URL must start with smtp:// or smtps://");
         }
-        let mail_from = get("KUJIRA_MAIL_FROM").unwrap_or_else(|| "kujira@localhost".into());
-        check_address("KUJIRA_MAIL_FROM", &mail_from)?;
+        let (mail_from_name, mail_from) =
+            mail::mail_from(&get("KUJIRA_MAIL_FROM").unwrap_or_else(|| "kujira@localhost".into()))?;
+        // An empty variable means "off", so it is read as set, not as absent.
+        let quiet_hours = match lookup("KUJIRA_QUIET_HOURS") {
+            Some(v) => mail::quiet_hours(Some(&v))?,
+            None => match file.get("quiet_hours") {
+                Some(v) => mail::quiet_hours(Some(&mail::check_quiet_hours_type(v)?))?,
+                None => mail::quiet_hours(None)?,
+            },
+        };
         let concierge_emails: Vec<String> = get("KUJIRA_CONCIERGE_EMAILS")
             .unwrap_or_else(|| "concierge@localhost".into())
             .split(',')
@@ -239,6 +255,8 @@ impl Config {
             public_url,
             smtp_url,
             mail_from,
+            mail_from_name,
+            quiet_hours,
             concierge_emails,
             timezone,
             secret,
@@ -361,11 +379,54 @@ mod tests {
             ("KUJIRA_MASTER_KEY_FILE", "/nonexistent/master.key"),
             ("KUJIRA_PROJECTION_LAG_LIMIT", "0"),
             ("KUJIRA_PROJECTION_LAG_LIMIT", "30s"),
+            ("KUJIRA_QUIET_HOURS", "22:00"),
+            ("KUJIRA_QUIET_HOURS", "20:00-26:00"),
+            ("KUJIRA_MAIL_FROM", "くじらと。 <nobody>"),
         ] {
             let err = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), (var, value)]))
                 .expect_err(var);
             assert!(format!("{err:#}").contains(var), "{var}: {err:#}");
         }
+    }
+
+    #[test]
+    fn the_sender_accepts_a_display_name_and_quiet_hours_can_be_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let cfg = Config::from_lookup(lookup(&[
+            ("KUJIRA_DATA_DIR", d),
+            ("KUJIRA_MAIL_FROM", "くじらと。 <noreply@city.example.jp>"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.mail_from, "noreply@city.example.jp");
+        assert_eq!(cfg.mail_from_name.as_deref(), Some("くじらと。"));
+        assert_eq!(cfg.quiet_hours, Some(QuietHours::default_window()));
+
+        let cfg = Config::from_lookup(lookup(&[
+            ("KUJIRA_DATA_DIR", d),
+            ("KUJIRA_QUIET_HOURS", ""),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.quiet_hours, None);
+        assert_eq!(cfg.mail_from, "kujira@localhost");
+        assert_eq!(cfg.mail_from_name, None);
+
+        let cfg = Config::from_lookup(lookup(&[
+            ("KUJIRA_DATA_DIR", d),
+            ("KUJIRA_QUIET_HOURS", "21:30-07:00"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.quiet_hours.unwrap().to_string(), "21:30-07:00");
+
+        // The file may turn them off too.
+        let file = dir.path().join("kujira.toml");
+        std::fs::write(&file, "quiet_hours = \"\"\n").unwrap();
+        let cfg = Config::from_lookup(lookup(&[
+            ("KUJIRA_DATA_DIR", d),
+            ("KUJIRA_CONFIG", file.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.quiet_hours, None);
     }
 
     #[test]

@@ -16,14 +16,36 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// `address` is `KUJIRA_MAIL_FROM`; `display_name` is usually the site's name.
-    pub fn new(display_name: &str, address: &str) -> Result<Self, MessageError> {
+    /// `mail_from` is `KUJIRA_MAIL_FROM`: an address, or a display name and an
+    /// address (`くじらと。 <noreply@city.example.jp>`). Without a name of its own,
+    /// mail comes under `default_name` (usually the site's name).
+    pub fn new(default_name: &str, mail_from: &str) -> Result<Self, MessageError> {
+        let (name, address) = kujira_config::parse_mailbox(mail_from)
+            .map_err(|e| MessageError::Sender(e.to_string()))?;
         let address = address
             .parse()
             .map_err(|e| MessageError::Sender(format!("{address:?}: {e}")))?;
-        let name = Some(display_name.trim().to_owned()).filter(|n| !n.is_empty());
+        let name = name
+            .or_else(|| Some(default_name.trim().to_owned()))
+            .filter(|n| !n.is_empty());
         Ok(Self {
             mailbox: Mailbox::new(name, address),
+        })
+    }
+
+    /// The sender `kujira serve` uses: `KUJIRA_MAIL_FROM`, under its own display
+    /// name or else the site's.
+    pub fn from_config(config: &kujira_config::Config) -> Result<Self, MessageError> {
+        let name = config
+            .mail_from_name
+            .as_deref()
+            .unwrap_or(&config.words.site_name);
+        let address = config
+            .mail_from
+            .parse()
+            .map_err(|e| MessageError::Sender(format!("{:?}: {e}", config.mail_from)))?;
+        Ok(Self {
+            mailbox: Mailbox::new(Some(name.to_owned()).filter(|n| !n.is_empty()), address),
         })
     }
 
@@ -98,14 +120,66 @@ pub fn build_message(
     content: &MailContent,
     date: DateTime<Utc>,
 ) -> Result<Message, MessageError> {
+    build_message_with(sender, key, content, date, None)
+}
+
+/// The footer line every applicant follow-up carries, in its text part.
+pub fn unsubscribe_footer_text(url: &str) -> String {
+    format!(
+        "\n\n――――――――――――――――\n配信停止はこちら（ご案内メールが不要な場合）：\n{url}\n\
+         ※お申し込みの確認など、お手続きに必要なメールは配信停止後もお送りします。\n"
+    )
+}
+
+fn unsubscribe_footer_html(url: &str) -> String {
+    maud::html! {
+        hr;
+        p style="color:#444;font-size:small" {
+            a href=(url) { "配信停止はこちら" } "（ご案内メールが不要な場合）" br;
+            "※お申し込みの確認など、お手続きに必要なメールは配信停止後もお送りします。"
+        }
+    }
+    .into_string()
+}
+
+/// Puts `footer` before the closing `</body>` of an HTML document, or at its end.
+fn append_to_html(html: &str, footer: &str) -> String {
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(i) => format!("{}{footer}{}", &html[..i], &html[i..]),
+        None => format!("{html}{footer}"),
+    }
+}
+
+/// [`build_message`], and when `unsubscribe` is the person's one-click link, the
+/// RFC 8058 headers (`List-Unsubscribe` with the https link, and
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click`) and a footer line with the
+/// link in the text and HTML parts. The mailer adds them to every applicant
+/// follow-up, so that no template can forget them.
+pub fn build_message_with(
+    sender: &Sender,
+    key: &str,
+    content: &MailContent,
+    date: DateTime<Utc>,
+    unsubscribe: Option<&str>,
+) -> Result<Message, MessageError> {
     let MailContent {
         to,
         subject,
         text,
         html,
         attachments,
+        // The mailer adds the link itself (see above); a template's own is ignored.
         unsubscribe_url: _,
     } = content;
+    let (text, html) = match unsubscribe {
+        Some(url) => (
+            format!("{}{}", text.trim_end(), unsubscribe_footer_text(url)),
+            html.as_ref()
+                .map(|h| append_to_html(h, &unsubscribe_footer_html(url))),
+        ),
+        None => (text.clone(), html.clone()),
+    };
+    let (text, html) = (&text, &html);
     if to.is_empty() {
         return Err(MessageError::NoRecipient);
     }
@@ -158,6 +232,17 @@ pub fn build_message(
         }
     };
     mark_auto_submitted(&mut message);
+    if let Some(url) = unsubscribe {
+        let headers = message.headers_mut();
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            format!("<{url}>"),
+        ));
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".to_owned(),
+        ));
+    }
     Ok(message)
 }
 
@@ -324,6 +409,64 @@ mod tests {
         other.key.push('2');
         let c = build(&sender(), &other, date()).unwrap().formatted();
         assert!(a != c, "another key is another message");
+    }
+
+    #[test]
+    fn a_display_name_in_mail_from_is_shown_rfc2047_encoded() {
+        let s = Sender::new("サイト名", "くじらと。 <noreply@city.example.jp>").unwrap();
+        let m = build(&s, &mail(None, vec![]), date()).unwrap();
+        let raw = String::from_utf8(m.formatted()).unwrap();
+        let from = raw
+            .lines()
+            .find(|l| l.starts_with("From:"))
+            .unwrap()
+            .to_owned();
+        assert!(from.contains("=?utf-8?b?"), "{from}");
+        assert!(from.ends_with("<noreply@city.example.jp>"), "{from}");
+        let parsed = parse(&m);
+        let f = parsed.from().unwrap().first().unwrap();
+        assert_eq!(f.name(), Some("くじらと。"));
+        assert_eq!(f.address(), Some("noreply@city.example.jp"));
+        // A bare address comes under the default name.
+        let s = Sender::new("サイト名", "noreply@city.example.jp").unwrap();
+        assert_eq!(s.mailbox().name.as_deref(), Some("サイト名"));
+        assert!(Sender::new("x", "くじらと。 <nobody>").is_err());
+    }
+
+    #[test]
+    fn a_follow_up_carries_the_one_click_unsubscribe() {
+        let url = "https://kujira.example.jp/unsubscribe/abc.def";
+        let m = mail(Some("<html><body><p>山田様</p></body></html>"), vec![]);
+        let built = build_message_with(
+            &sender(),
+            &m.key,
+            m.personal.known().unwrap(),
+            date(),
+            Some(url),
+        )
+        .unwrap();
+        let raw = String::from_utf8(built.formatted()).unwrap();
+        assert!(
+            raw.contains(&format!("\r\nList-Unsubscribe: <{url}>\r\n")),
+            "{raw}"
+        );
+        assert!(raw.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        let parsed = parse(&built);
+        let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+        assert!(text.starts_with("山田様\nお問い合わせ"), "{text}");
+        assert!(text.contains(&format!(
+            "配信停止はこちら（ご案内メールが不要な場合）：\n{url}\n"
+        )));
+        let html = parsed.body_html(0).unwrap();
+        assert!(
+            html.contains(&format!("<a href=\"{url}\">配信停止はこちら</a>")),
+            "{html}"
+        );
+        assert!(html.trim_end().ends_with("</body></html>"), "{html}");
+        // Without a link, nothing of it.
+        let plain = build(&sender(), &m, date()).unwrap();
+        let raw = String::from_utf8(plain.formatted()).unwrap();
+        assert!(!raw.contains("List-Unsubscribe") && !raw.contains("配信停止"));
     }
 
     #[test]

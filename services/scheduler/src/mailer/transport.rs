@@ -35,7 +35,15 @@ impl std::fmt::Debug for Transport {
 /// Why a send failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The server rejected the mail for good (a 5xx reply): retrying will not help.
+    /// The SMTP server refused the mail for good (a 5xx reply): retrying will not
+    /// help. `bounce`: the reply blames the recipient's address (see [`blames_recipient`]).
+    #[error("rejected: {reason}")]
+    Rejected {
+        code: u16,
+        bounce: bool,
+        reason: String,
+    },
+    /// The mail cannot be built or rendered: retrying will not help either.
     #[error("rejected: {0}")]
     Permanent(String),
     /// Anything that may pass later: a 4xx reply, a refused connection, a timeout,
@@ -46,7 +54,7 @@ pub enum SendError {
 
 impl SendError {
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Permanent(_))
+        matches!(self, Self::Permanent(_) | Self::Rejected { .. })
     }
 }
 
@@ -94,10 +102,44 @@ fn classify(err: lettre::transport::smtp::Error) -> SendError {
     // Authentication failures are 5xx too, but they are the operator's to fix, not
     // the mail's fault: keep the mail pending until the credentials work.
     let auth = matches!(code, Some(530 | 534 | 535 | 538));
-    if err.is_permanent() && !auth {
-        SendError::Permanent(text)
-    } else {
-        SendError::Transient(text)
+    match code {
+        Some(code) if err.is_permanent() && !auth => SendError::Rejected {
+            code,
+            bounce: blames_recipient(&text),
+            reason: text,
+        },
+        _ if err.is_permanent() && !auth => SendError::Permanent(text),
+        _ => SendError::Transient(text),
+    }
+}
+
+/// Whether a 5xx reply means the recipient's address does not take mail, so that
+/// follow-ups to it should stop. The enhanced status code (RFC 3463), when the
+/// server gives one, tells whose fault it is: the sender's address (5.1.7, 5.1.8),
+/// the message (5.3.x: too big; 5.6.x: content), the protocol (5.5.x) or a policy
+/// (5.7.x: spam filters, relaying) are the service's problems, not the address's,
+/// and must not mark every applicant as bouncing. Without one, any 5xx counts.
+pub fn blames_recipient(reply: &str) -> bool {
+    let enhanced = reply.split([' ', ':', '(', ')']).find_map(|word| {
+        let mut parts = word.split('.');
+        let (class, subject, detail) = (parts.next()?, parts.next()?, parts.next()?);
+        let ok = parts.next().is_none()
+            && class == "5"
+            && !subject.is_empty()
+            && subject.len() <= 3
+            && subject.bytes().all(|b| b.is_ascii_digit())
+            && !detail.is_empty()
+            && detail.len() <= 3
+            && detail.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| (subject.to_owned(), detail.to_owned()))
+    });
+    match enhanced {
+        None => true,
+        Some((subject, detail)) => match subject.as_str() {
+            "1" => !matches!(detail.as_str(), "7" | "8"),
+            "3" | "5" | "6" | "7" => false,
+            _ => true,
+        },
     }
 }
 
@@ -144,6 +186,26 @@ mod tests {
             "550 5.1.1 <redacted> Recipient address rejected"
         );
         assert_eq!(redact_addresses("connection refused"), "connection refused");
+    }
+
+    #[test]
+    fn only_replies_about_the_recipient_are_bounces() {
+        assert!(blames_recipient(
+            "permanent error (550): 5.1.1 <redacted> Recipient address rejected"
+        ));
+        assert!(blames_recipient(
+            "permanent error (552): 5.2.2 mailbox full"
+        ));
+        assert!(blames_recipient("permanent error (550): no such user"));
+        assert!(!blames_recipient(
+            "permanent error (553): 5.1.8 sender domain rejected"
+        ));
+        assert!(!blames_recipient(
+            "permanent error (554): 5.7.1 message rejected as spam"
+        ));
+        assert!(!blames_recipient(
+            "permanent error (552): 5.3.4 message too big"
+        ));
     }
 
     #[tokio::test]
