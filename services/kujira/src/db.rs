@@ -114,6 +114,7 @@ pub fn migrator() -> anyhow::Result<sqlx::migrate::Migrator> {
         &kujira_tours::MIGRATOR,
         &kujira_scheduler::MIGRATOR,
         &kujira_desk::MIGRATOR,
+        &kujira_privacy::MIGRATOR,
     ])
 }
 

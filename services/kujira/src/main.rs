@@ -53,6 +53,8 @@ enum PrivacyCommand {
     /// Seals, in one transaction, the personal data of events written before it was
     /// encrypted per person. `serve` refuses to start until this has run.
     SealLegacy,
+    #[command(flatten)]
+    Person(kujira_privacy::PrivacyCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -139,6 +141,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Privacy {
+            command: PrivacyCommand::Person(command),
+        } => {
+            with_db(&config, async |db| {
+                let store = db.store(&config).await?;
+                let projector = serve::projector(&config, &store);
+                let settle = async || projector.catch_up().await.map(drop);
+                let mut out = std::io::stdout().lock();
+                let result =
+                    kujira_privacy::run_cli(&store, &config, command, settle, &mut out).await;
+                out.flush().ok();
+                result
+            })
+            .await
+        }
         Command::Users { command } => {
             with_db(&config, async |db| {
                 let store = db.store(&config).await?;
@@ -156,8 +173,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             with_db(&config, async |db| {
                 let store = db.store(&config).await?;
                 let mut out = std::io::stdout().lock();
-                let result =
-                    kujira_projector::run_cli(&serve::projector(&store), command, &mut out).await;
+                let result = kujira_projector::run_cli(
+                    &serve::projector(&config, &store),
+                    command,
+                    &mut out,
+                )
+                .await;
                 out.flush().ok();
                 result
             })

@@ -33,8 +33,13 @@ pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
 
 /// Every projection `serve` runs. Projections that keep personal data take the
 /// personal store (they open events through its vault).
-pub fn projector(store: &Store) -> Projector {
+pub fn projector(config: &Config, store: &Store) -> Projector {
     Projector::new(store.events().clone())
+        .with(kujira_privacy::PersonIndexProjection)
+        .with(kujira_privacy::ErasureProjection::new(
+            store.clone(),
+            Some(config.outbox_dir()),
+        ))
         .with(kujira_scheduler::MailOutboxProjection::new())
         .with(kujira_tours::TourCatalogueProjection::new())
 }
@@ -70,7 +75,7 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(projector(&store).run(shutdown.clone()));
+    workers.spawn(projector(&config, &store).run(shutdown.clone()));
     workers.spawn({
         let watch = store
             .vault()
@@ -187,7 +192,7 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         .route(
             "/readyz",
             get(readyz).with_state(Health {
-                projector: projector(&store),
+                projector: projector(&config, &store),
                 store: store.events().clone(),
                 lag_limit: config.projection_lag_limit,
             }),

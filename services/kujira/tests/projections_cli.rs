@@ -3,55 +3,16 @@
 //! that fails is named by `/readyz` (503) and by `status`; a rebuild swaps new
 //! tables in under the running service; the mail outbox refuses to be rebuilt.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{kujira, remove_data, start, stdout};
 
 use kujira_pgembed::testing::target_dir;
 use kujira_pgembed::{Cluster, ClusterOptions};
 use sqlx::Connection;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-fn kujira(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kujira"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env("KUJIRA_DATA_DIR", data)
-        .output()
-        .expect("the kujira binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn start(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kujira"))
-        .arg("serve")
-        .env_remove("DATABASE_URL")
-        .env("KUJIRA_DATA_DIR", data)
-        .env("KUJIRA_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the kujira binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("kujira prints its URL");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    Server { child, url }
-}
 
 /// Polls `/readyz` until `check` accepts it, for at most 30 s.
 async fn readyz_until(
@@ -103,13 +64,6 @@ fn add_tour(data: &Path, title: &str) -> String {
     stdout(&out).trim().to_owned()
 }
 
-fn remove_data(data: &Path) {
-    if let Ok(target) = std::fs::read_link(data.join("pg")) {
-        let _ = std::fs::remove_dir_all(target);
-    }
-    let _ = std::fs::remove_dir_all(data);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn status_readyz_and_rebuild_while_serve_runs() {
     let data = target_dir().join(format!("kujira-projections-test-{}", std::process::id()));
@@ -119,7 +73,7 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
     let first = add_tour(&data, "親子で体験！柏崎の暮らし日帰りツアー");
 
     let body = readyz_until(&client, &server.url, "ready", |s, b| {
-        s == 200 && b["projections"].as_array().is_some_and(|a| a.len() == 2)
+        s == 200 && b["projections"].to_string().contains("tours.catalogue")
     })
     .await;
     let names: Vec<&str> = body["projections"]
@@ -128,7 +82,11 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["mail_outbox", "tours.catalogue"]);
+    // Every service registers its own; these two are the ones this test uses.
+    assert!(
+        names.contains(&"mail_outbox") && names.contains(&"tours.catalogue"),
+        "{names:?}"
+    );
 
     let out = kujira(&data, &["projections", "status"]);
     assert!(out.status.success());

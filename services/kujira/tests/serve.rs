@@ -2,57 +2,12 @@
 //! It must start its own PostgreSQL, serve, write mail as .eml files, stop cleanly
 //! on SIGTERM (taking its cluster down), and find its data again on the next start.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::process::Command;
 
 use kujira_pgembed::testing::target_dir;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-fn start(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kujira"))
-        .arg("serve")
-        .env_remove("DATABASE_URL")
-        .env("KUJIRA_DATA_DIR", data)
-        .env("KUJIRA_ADDR", "127.0.0.1:0")
-        .env("KUJIRA_SUBMISSIONS_PER_IP_PER_HOUR", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the kujira binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    // Only the first line is read and then the pipe is closed, as when a terminal
-    // goes away: kujira must keep serving.
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("kujira prints its URL");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    Server { child, url }
-}
-
-fn stop(mut server: Server) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = server.child.wait().unwrap();
-    assert!(
-        status.success(),
-        "kujira exits cleanly on SIGTERM: {status}"
-    );
-}
+use support::{remove_data, start, stop, wait_for_files};
 
 async fn submit(client: &reqwest::Client, url: &str) -> serde_json::Value {
     let res = client
@@ -67,17 +22,6 @@ async fn submit(client: &reqwest::Client, url: &str) -> serde_json::Value {
         .unwrap();
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
-}
-
-fn wait_for_files(dir: &Path, n: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let count = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-        if count >= n || Instant::now() > deadline {
-            return count;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,14 +132,6 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
         "no new key for existing data"
     );
     remove_data(&data);
-}
-
-/// Removes the data directory, and the cluster it links to when running as root.
-fn remove_data(data: &Path) {
-    if let Ok(target) = std::fs::read_link(data.join("pg")) {
-        let _ = std::fs::remove_dir_all(target);
-    }
-    let _ = std::fs::remove_dir_all(data);
 }
 
 #[test]

@@ -54,8 +54,9 @@ pub use mailer::message::{
 pub use mailer::transport::{SendError, Transport, blames_recipient};
 pub use mailer::{DeliveryReport, MAIL_NOTIFY_CHANNEL, Mailer, RetryPolicy};
 pub use outbox::{
-    CancelReason, DeliveryStatus, MailDelivery, MailOutboxProjection, OutboxStatus,
-    deliveries_for_person, delivery, outbox_status, outbox_status_at, requeue_failed,
+    CancelReason, DeliveryStatus, ErasedMail, MailDelivery, MailOutboxProjection, OutboxStatus,
+    deliveries_for_person, delivery, erase_person_mail, outbox_status, outbox_status_at,
+    requeue_failed,
 };
 pub use person::{PersonCommandError, clear_bounce, set_follow_ups_opted_out};
 pub use unsubscribe::{UnsubscribeLinks, UnsubscribeState, router};

@@ -382,3 +382,58 @@ pub async fn requeue_failed(pool: &PgPool, key: &str) -> anyhow::Result<bool> {
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// What erasing a person did to their mail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErasedMail {
+    /// Deliveries still pending, now cancelled (`erased`).
+    pub cancelled: u64,
+    /// `.eml` files of their mail removed from the outbox directory.
+    pub files_deleted: u64,
+}
+
+/// Stops and removes a person's mail, for their erasure: pending deliveries are
+/// cancelled, and every `.eml` file written for them is deleted from `outbox_dir`
+/// (the files hold the rendered text). The delivery rows stay: they hold no
+/// personal data, and the statistics (mails sent and failed) must not change.
+pub async fn erase_person_mail(
+    conn: &mut PgConnection,
+    outbox_dir: Option<&std::path::Path>,
+    person_id: uuid::Uuid,
+    at: DateTime<Utc>,
+) -> anyhow::Result<ErasedMail> {
+    use anyhow::Context;
+    let cancelled = sqlx::query(
+        "UPDATE mail_deliveries SET status = 'cancelled', cancel_reason = 'erased', \
+           cancelled_at = $2, next_attempt_at = NULL, claim = NULL \
+         WHERE person_id = $1 AND status = 'pending'",
+    )
+    .bind(person_id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .context("cannot cancel the erased person's mail")?
+    .rows_affected();
+    let mut files_deleted = 0;
+    if let Some(dir) = outbox_dir {
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM mail_deliveries WHERE person_id = $1")
+                .bind(person_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        for key in keys {
+            let path = dir.join(crate::eml_file_name(&key));
+            match std::fs::remove_file(&path) {
+                Ok(()) => files_deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot delete {}", path.display()));
+                }
+            }
+        }
+    }
+    Ok(ErasedMail {
+        cancelled,
+        files_deleted,
+    })
+}

@@ -7,6 +7,7 @@
 mod clock;
 pub mod keyfile;
 mod mail;
+mod retention;
 mod words;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use base64::Engine;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mail::{QuietHours, parse_mailbox};
+pub use retention::Retention;
 pub use words::CityWords;
 
 /// Everything kujira reads from its environment.
@@ -63,6 +65,9 @@ pub struct Config {
     /// `KUJIRA_PROJECTION_LAG_LIMIT`, in seconds: `/readyz` answers 503 while a
     /// projection's oldest unapplied event is older than this.
     pub projection_lag_limit: std::time::Duration,
+    /// `KUJIRA_RETENTION`: personal data is erased this long after the person's last
+    /// activity (`5y` by default; `off` keeps it until erased by hand).
+    pub retention: Retention,
     /// The city's words (`KUJIRA_CITY_NAME`, `KUJIRA_SITE_NAME`, ...).
     pub words: CityWords,
 }
@@ -233,6 +238,10 @@ impl Config {
             None => load_or_create_secret(&data_dir)?,
         };
         let master_key = master_key_setting(&get, &data_dir)?;
+        let retention = match get("KUJIRA_RETENTION") {
+            Some(v) => Retention::parse(&v).map_err(|e| anyhow!("KUJIRA_RETENTION: {e}"))?,
+            None => Retention::DEFAULT,
+        };
         let words = CityWords::from_lookup(&get)?;
         let trusted_proxies = get("KUJIRA_TRUSTED_PROXIES")
             .unwrap_or_else(|| "127.0.0.1/8,::1/128".into())
@@ -266,6 +275,7 @@ impl Config {
             trusted_proxies,
             pg_user: get("KUJIRA_PG_USER"),
             projection_lag_limit: std::time::Duration::from_secs(lag_limit),
+            retention,
             words,
         })
     }
@@ -376,6 +386,7 @@ mod tests {
             ("KUJIRA_PUBLIC_URL", "ftp://x"),
             ("KUJIRA_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
             ("KUJIRA_MASTER_KEY", "c2hvcnQ="),
+            ("KUJIRA_RETENTION", "forever"),
             ("KUJIRA_MASTER_KEY_FILE", "/nonexistent/master.key"),
             ("KUJIRA_PROJECTION_LAG_LIMIT", "0"),
             ("KUJIRA_PROJECTION_LAG_LIMIT", "30s"),

@@ -366,6 +366,16 @@ impl Vault {
         )))
     }
 
+    /// The person `email` finds, if any (nothing is created).
+    pub async fn find_person(&self, email: &Email) -> Result<Option<Uuid>, VaultError> {
+        let found: Option<Uuid> =
+            sqlx::query_scalar("SELECT person_id FROM person_lookup WHERE email_hash = $1")
+                .bind(&self.email_hash(email)[..])
+                .fetch_optional(&self.0.pool)
+                .await?;
+        Ok(found)
+    }
+
     /// A new person with no email to be found by (a phone inquiry taken at the desk).
     pub async fn new_person(&self) -> Result<Uuid, VaultError> {
         let person_id = Uuid::now_v7();
@@ -537,18 +547,30 @@ impl Vault {
     /// can be read. Idempotent.
     pub async fn destroy(&self, person_id: Uuid) -> Result<Destroyed, VaultError> {
         let mut tx = self.0.pool.begin().await?;
+        let destroyed = self.destroy_in(&mut tx, person_id).await?;
+        tx.commit().await?;
+        Ok(destroyed)
+    }
+
+    /// [`Vault::destroy`] inside the caller's transaction (the erasure projection's,
+    /// so that the erasure record and the destruction commit together). The cached
+    /// key is dropped at once: dropping it early is harmless, keeping it is not.
+    pub async fn destroy_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        person_id: Uuid,
+    ) -> Result<Destroyed, VaultError> {
         let key = sqlx::query("DELETE FROM person_keys WHERE person_id = $1")
             .bind(person_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected()
             > 0;
         let lookups = sqlx::query("DELETE FROM person_lookup WHERE person_id = $1")
             .bind(person_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
-        tx.commit().await?;
         self.forget(person_id);
         Ok(Destroyed { key, lookups })
     }
