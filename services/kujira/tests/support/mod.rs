@@ -75,6 +75,20 @@ pub fn stop(mut server: Server) {
     );
 }
 
+impl Drop for Server {
+    /// A test that fails half-way must not leave a server (and its cluster) running:
+    /// SIGTERM lets it stop its cluster on the way out.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Runs `kujira ARGS` on `data` (joining a running `serve`), with `env` set.
 pub fn kujira_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kujira"));
