@@ -33,10 +33,13 @@ pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
 
 /// Every projection `serve` runs. Projections that keep personal data take the
 /// personal store (they open events through its vault).
-pub fn projector(store: &Store) -> Projector {
+pub fn projector(store: &Store, config: &Config) -> Projector {
+    let (persons, cases) = kujira_desk::case_projections(store, config.timezone);
     Projector::new(store.events().clone())
         .with(kujira_scheduler::MailOutboxProjection::new())
         .with(kujira_tours::TourCatalogueProjection::new())
+        .with(persons)
+        .with(cases)
 }
 
 #[derive(Clone)]
@@ -70,7 +73,7 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(projector(&store).run(shutdown.clone()));
+    workers.spawn(projector(&store, &config).run(shutdown.clone()));
     workers.spawn({
         let watch = store
             .vault()
@@ -150,6 +153,9 @@ pub fn mailer(
             )))
             .with_renderer(Arc::new(kujira_tours::TourMailTemplates::new(
                 config.clone(),
+            )))
+            .with_renderer(Arc::new(kujira_desk::DeskMailTemplates::new(
+                config.clone(),
             ))),
     )
 }
@@ -187,7 +193,7 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         .route(
             "/readyz",
             get(readyz).with_state(Health {
-                projector: projector(&store),
+                projector: projector(&store, &config),
                 store: store.events().clone(),
                 lag_limit: config.projection_lag_limit,
             }),
