@@ -19,11 +19,14 @@
 //! (versions 20261201004000–20261201004999) and its projection in a module of this
 //! crate; `services/kujira` registers it with the projector.
 
+pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod error;
 pub mod form;
 mod home;
 pub mod layout;
+pub mod persons;
 pub mod users;
 
 use std::sync::Arc;
@@ -43,12 +46,28 @@ use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::PostgresStore;
 
 pub use auth::{Require, Right, Role, Staff};
+pub use cases::CasesProjection;
+pub use cases::mail::DeskMailTemplates;
 pub use error::AppError;
 pub use form::CsrfForm;
+pub use persons::PersonsProjection;
 pub use users::{PasswordInput, Users, UsersCommand, run_cli};
 
 /// The migrations of the desk's tables (versions 20261201004000–20261201004999).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The projections of the consultation pipeline (`desk.persons`, `desk.cases`),
+/// on the personal store (they open the submissions) in the city's time zone (the
+/// first-contact due dates count its business days).
+pub fn case_projections(
+    store: &Store,
+    timezone: chrono_tz::Tz,
+) -> (PersonsProjection, CasesProjection) {
+    (
+        PersonsProjection::new(store.clone()),
+        CasesProjection::new(store.clone(), timezone),
+    )
+}
 
 /// How long a session lasts without a request.
 pub const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
@@ -70,13 +89,17 @@ struct Inner {
     users: Users,
     sessions: PostgresStore,
     login_limiter: auth::limit::LoginLimiter,
+    /// Intake's one way of opening a case, for inquiries staff enter on the desk.
+    intake: kujira_intake::IntakeState,
 }
 
 impl DeskState {
     /// Builds the state. Call [`setup`] once on the database before serving.
     pub fn new(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Self {
         let kit = Kit::new(&config, clock.clone());
+        let intake = kujira_intake::IntakeState::new(config.clone(), store.clone(), clock.clone());
         Self(Arc::new(Inner {
+            intake,
             users: Users::new(store.events().clone(), clock.clone()),
             sessions: session_store(store.pool()),
             login_limiter: auth::limit::LoginLimiter::new(clock),
@@ -110,6 +133,11 @@ impl DeskState {
 
     pub fn users(&self) -> &Users {
         &self.0.users
+    }
+
+    /// Intake, for opening the cases staff enter (`/desk/cases/new`).
+    pub fn intake(&self) -> &kujira_intake::IntakeState {
+        &self.0.intake
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -189,6 +217,18 @@ pub fn router(state: DeskState) -> Router {
 
     let routes = Router::new()
         .route("/desk", get(home::show))
+        .route("/desk/cases", get(cases::list::show))
+        .route("/desk/cases.csv", get(cases::list::csv))
+        .route(
+            "/desk/cases/new",
+            get(cases::new::form).post(cases::new::submit),
+        )
+        .route(
+            "/desk/cases/reassign",
+            get(cases::new::reassign_form).post(cases::new::reassign),
+        )
+        .route("/desk/cases/{id}", get(cases::page::show))
+        .route("/desk/cases/{id}/{action}", post(cases::actions::act))
         .route(
             "/desk/login",
             get(auth::login::form).post(auth::login::submit),

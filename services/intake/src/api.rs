@@ -277,10 +277,8 @@ pub async fn create_inquiry(
     };
 
     let sub = Submission {
-        case_id,
-        channel: Channel::Api,
-        correlation_id: case_id,
         fingerprint: fingerprint.clone(),
+        ..Submission::by_applicant(case_id, Channel::Api, case_id)
     };
     let email = inquiry
         .personal

@@ -8,6 +8,7 @@
 //! number shown is then read back from the stored case, never the fresh one.
 
 use chrono::Datelike;
+use kujira_domain::casework::ContactChannel;
 use kujira_domain::decider::Decider;
 use kujira_domain::inquiry::{
     CATEGORY, CaseOpening, Channel, Consultation, ConsultationCommand, ConsultationError,
@@ -142,11 +143,47 @@ pub struct Submission {
     pub correlation_id: Uuid,
     /// A keyed hash of the API body, to tell a retry from a reused key.
     pub fingerprint: Option<String>,
+    /// For a case entered by staff (`Channel::Desk`): how the inquiry came in, which
+    /// decides whether it counts as 窓口 or イベント.
+    pub desk_source: Option<ContactChannel>,
+    /// Who submits, in the events' metadata: `applicant`, or `staff:<user id>`.
+    pub actor: String,
+}
+
+impl Submission {
+    /// A submission by the applicant through the public form or the API.
+    pub fn by_applicant(case_id: Uuid, channel: Channel, correlation_id: Uuid) -> Self {
+        Self {
+            case_id,
+            channel,
+            correlation_id,
+            fingerprint: None,
+            desk_source: None,
+            actor: "applicant".into(),
+        }
+    }
+
+    /// An inquiry entered by a staff member on the desk (a fair booth, the phone,
+    /// the counter): channel `Desk`, with how it came in.
+    pub fn by_staff(case_id: Uuid, actor: String, desk_source: ContactChannel) -> Self {
+        Self {
+            case_id,
+            channel: Channel::Desk,
+            correlation_id: case_id,
+            fingerprint: None,
+            desk_source: Some(desk_source),
+            actor,
+        }
+    }
 }
 
 /// Opens the case: finds (or creates) the person by `email`, allocates its 連番,
 /// lets `make` build the command from the opening (the mails need the reference and
 /// the person), decides, and appends everything at once through the one command path.
+///
+/// The public form and the API open cases with [`Submission::by_applicant`]; the
+/// staff desk with [`Submission::by_staff`] (channel `Desk`, its `desk_source`, the
+/// staff member as the actor). The case id makes it idempotent either way.
 pub async fn open(
     state: &IntakeState,
     sub: Submission,
@@ -169,7 +206,7 @@ pub async fn open(
         channel: sub.channel,
         submitted_at: now,
         privacy_purpose: state.config().words.privacy_purpose.clone(),
-        desk_source: None,
+        desk_source: sub.desk_source,
     };
     let reference = opening.reference.clone();
     let command = make(opening);
@@ -177,7 +214,7 @@ pub async fn open(
     // The case id derives from the form token or the idempotency key, and the event
     // ids from the case id: a second submission of the same form appends the very
     // same events, which the log recognises.
-    let mut ctx = CommandContext::new("applicant")
+    let mut ctx = CommandContext::new(sub.actor.as_str())
         .command_id(Uuid::new_v5(
             &NAMESPACE,
             format!("open/{}", sub.case_id).as_bytes(),

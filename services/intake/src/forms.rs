@@ -557,8 +557,6 @@ pub fn render_form(
     earliest: NaiveDate,
 ) -> Markup {
     let items = fields::summary_items(errors, |n| def.label(n));
-    let min_date = earliest.format("%Y-%m-%d").to_string();
-    let min_datetime = format!("{min_date}T00:00");
     html! {
         (kujira_web::layout::steps(0))
         h1 { (def.title) }
@@ -567,40 +565,62 @@ pub fn render_form(
         p { span.badge.req { "※必須" } " の項目は必ず入力してください。" }
         form method="post" action=(format!("{}/confirm", def.base)) novalidate {
             (fields::form_guards(csrf, token))
-            @for (title, specs) in &def.sections {
-                h2 { (title) }
-                @for s in specs {
-                    @let err = fields::error_for(errors, s.name);
-                    @let f = field(s, err.as_deref());
-                    @match &s.widget {
-                        Widget::Input { kind, autocomplete, inputmode, maxlength } => {
-                            @let min = match *kind {
-                                "date" => Some(min_date.as_str()),
-                                "datetime-local" => Some(min_datetime.as_str()),
-                                "number" => Some(if s.name == "adults" { "1" } else { "0" }),
-                                _ => None,
-                            };
-                            (fields::input(&f, kind, values.get(s.name), InputOpts {
-                                autocomplete: *autocomplete,
-                                inputmode: *inputmode,
-                                maxlength: *maxlength,
-                                min,
-                                max: (*kind == "number").then_some("10"),
-                                ..InputOpts::default()
-                            }))
-                        }
-                        Widget::TextArea { maxlength } => (fields::textarea(&f, values.get(s.name), Some(*maxlength))),
-                        Widget::Select(options) => (fields::select(&f, options, values.get(s.name))),
-                        Widget::Radios(options) => (fields::radios(&f, options, values.get(s.name))),
-                        Widget::Checkboxes(options) => (fields::checkboxes(&f, options, &values.all(s.name))),
-                        Widget::Consent => (fields::consent(words, s.name, values.checked(s.name), err.as_deref())),
-                        Widget::OptIn(text) => (fields::checkbox(&f, text, values.checked(s.name))),
-                    }
-                }
-            }
+            (render_sections(def, words, values, errors, earliest, &[]))
             (fields::honeypot())
             div.actions {
                 button.button type="submit" { "入力内容を確認する" }
+            }
+        }
+    }
+}
+
+/// Draws the form's sections and fields, with their values and errors, leaving out
+/// the fields named in `skip`. The public forms and the staff desk's entry form
+/// (which has no e-mail confirmation and asks staff about consent in its own words)
+/// draw the same fields with it.
+pub fn render_sections(
+    def: &FormDef,
+    words: &CityWords,
+    values: &FormData,
+    errors: &FieldErrors,
+    earliest: NaiveDate,
+    skip: &[&str],
+) -> Markup {
+    let min_date = earliest.format("%Y-%m-%d").to_string();
+    let min_datetime = format!("{min_date}T00:00");
+    html! {
+        @for (title, specs) in &def.sections {
+            @let shown: Vec<&Spec> = specs.iter().filter(|s| !skip.contains(&s.name)).collect();
+            @if !shown.is_empty() {
+                h2 { (title) }
+            }
+            @for s in shown {
+                @let err = fields::error_for(errors, s.name);
+                @let f = field(s, err.as_deref());
+                @match &s.widget {
+                    Widget::Input { kind, autocomplete, inputmode, maxlength } => {
+                        @let min = match *kind {
+                            "date" => Some(min_date.as_str()),
+                            "datetime-local" => Some(min_datetime.as_str()),
+                            "number" => Some(if s.name == "adults" { "1" } else { "0" }),
+                            _ => None,
+                        };
+                        (fields::input(&f, kind, values.get(s.name), InputOpts {
+                            autocomplete: *autocomplete,
+                            inputmode: *inputmode,
+                            maxlength: *maxlength,
+                            min,
+                            max: (*kind == "number").then_some("10"),
+                            ..InputOpts::default()
+                        }))
+                    }
+                    Widget::TextArea { maxlength } => (fields::textarea(&f, values.get(s.name), Some(*maxlength))),
+                    Widget::Select(options) => (fields::select(&f, options, values.get(s.name))),
+                    Widget::Radios(options) => (fields::radios(&f, options, values.get(s.name))),
+                    Widget::Checkboxes(options) => (fields::checkboxes(&f, options, &values.all(s.name))),
+                    Widget::Consent => (fields::consent(words, s.name, values.checked(s.name), err.as_deref())),
+                    Widget::OptIn(text) => (fields::checkbox(&f, text, values.checked(s.name))),
+                }
             }
         }
     }

@@ -13,7 +13,7 @@
 
 mod api;
 mod cases;
-mod forms;
+pub mod forms;
 pub mod mail;
 mod pages;
 
@@ -28,7 +28,11 @@ use kujira_store::Store;
 use kujira_web::{Fingerprints, Kit, Signer};
 
 pub use api::{IDEMPOTENCY_KEY, openapi};
-pub use cases::derived_case_id;
+pub use cases::{OpenError, Opened, Submission, derived_case_id, find as find_case};
+
+/// Opens a consultation case through intake's one path (person lookup by e-mail,
+/// 連番, the one command path); see [`Submission`] for who opens it and how.
+pub use cases::open as open_case;
 
 /// The migrations of intake's own objects (the reference number sequence).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -88,7 +92,13 @@ impl IntakeState {
         &self.inner.config
     }
 
-    fn date_rules(&self) -> DateRules {
+    /// The inquiry form's definition (fields, labels, help), for the desk's entry form.
+    pub fn inquiry_form(&self) -> &forms::FormDef {
+        &self.inner.inquiry_form
+    }
+
+    /// The date rules of the forms now (the lead time, the city's time zone).
+    pub fn date_rules(&self) -> DateRules {
         DateRules {
             now: self.kit().now(),
             timezone: self.config().timezone,

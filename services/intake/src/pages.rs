@@ -252,12 +252,7 @@ pub async fn submit(
                     ));
                 }
             };
-            let sub = Submission {
-                case_id,
-                channel: Channel::Form,
-                correlation_id: token.id,
-                fingerprint: None,
-            };
+            let sub = Submission::by_applicant(case_id, Channel::Form, token.id);
             let email = match &valid {
                 Valid::Inquiry(i) => i.personal.known().map(|p| p.email.clone()),
                 Valid::TourRequest(r) => r.personal.known().map(|p| p.email.clone()),

@@ -34,6 +34,7 @@ pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
 /// Every projection `serve` runs. Projections that keep personal data take the
 /// personal store (they open events through its vault).
 pub fn projector(config: &Config, store: &Store) -> Projector {
+    let (persons, cases) = kujira_desk::case_projections(store, config.timezone);
     Projector::new(store.events().clone())
         .with(kujira_privacy::PersonIndexProjection)
         .with(kujira_privacy::ErasureProjection::new(
@@ -42,6 +43,8 @@ pub fn projector(config: &Config, store: &Store) -> Projector {
         ))
         .with(kujira_scheduler::MailOutboxProjection::new())
         .with(kujira_tours::TourCatalogueProjection::new())
+        .with(persons)
+        .with(cases)
 }
 
 #[derive(Clone)]
@@ -154,6 +157,9 @@ pub fn mailer(
                 config.clone(),
             )))
             .with_renderer(Arc::new(kujira_tours::TourMailTemplates::new(
+                config.clone(),
+            )))
+            .with_renderer(Arc::new(kujira_desk::DeskMailTemplates::new(
                 config.clone(),
             ))),
     )

@@ -322,6 +322,20 @@ where
             && entry.version > seen
         {
             let since = store.read_stream(stream, seen, 1000).await?;
+            let command_id = ctx.command_id.to_string();
+            // The same command appended since the version seen (a double click, a
+            // retried request): not someone else's change, but this command's replay.
+            if since.iter().any(|r| {
+                r.metadata.extra.get("command_id").and_then(|v| v.as_str())
+                    == Some(command_id.as_str())
+            }) {
+                return Ok(Executed {
+                    state: entry.state.clone(),
+                    version: entry.version,
+                    recorded: vec![],
+                    replayed: true,
+                });
+            }
             for recorded in &since {
                 if A::significant(&recorded.decode::<A::Event>()?) {
                     return Err(CommandError::Stale {

@@ -433,6 +433,20 @@ async fn a_retried_command_replays_and_a_stale_view_is_refused() {
     .await
     .unwrap();
     assert_eq!(fine.state, 7);
+
+    // A staff double click: the same command with the same version seen comes
+    // back after its first copy landed. That is a replay, not someone else's change.
+    let click = CommandContext::new("staff:1")
+        .command_id(Uuid::now_v7())
+        .seen(fine.version);
+    let once = execute::<Counter>(&store, &stream, &click, None, |s| Counter::decide(s, &1))
+        .await
+        .unwrap();
+    let twice = execute::<Counter>(&store, &stream, &click, None, |s| Counter::decide(s, &1))
+        .await
+        .unwrap();
+    assert!(!once.replayed && twice.replayed, "{twice:?}");
+    assert_eq!((twice.state, twice.version), (8, once.version));
 }
 
 #[tokio::test]
