@@ -23,7 +23,9 @@ pub mod auth;
 pub mod error;
 pub mod form;
 mod home;
+pub mod kpi;
 pub mod layout;
+pub mod tours;
 pub mod users;
 
 use std::sync::Arc;
@@ -68,6 +70,7 @@ struct Inner {
     store: Store,
     kit: Kit,
     users: Users,
+    tours: kujira_tours::Tours,
     sessions: PostgresStore,
     login_limiter: auth::limit::LoginLimiter,
 }
@@ -78,6 +81,7 @@ impl DeskState {
         let kit = Kit::new(&config, clock.clone());
         Self(Arc::new(Inner {
             users: Users::new(store.events().clone(), clock.clone()),
+            tours: kujira_tours::Tours::new(config.clone(), store.clone(), clock.clone()),
             sessions: session_store(store.pool()),
             login_limiter: auth::limit::LoginLimiter::new(clock),
             words: Arc::new(config.words.clone()),
@@ -116,6 +120,11 @@ impl DeskState {
         self.0.kit.now()
     }
 
+    /// The tours' command side (the same rules as the public pages and the CLI).
+    pub fn tours(&self) -> &kujira_tours::Tours {
+        &self.0.tours
+    }
+
     /// Whether cookies are marked `Secure` (the public URL is https).
     pub fn secure_cookies(&self) -> bool {
         self.0.config.public_url.starts_with("https://")
@@ -138,6 +147,16 @@ impl FromRef<DeskState> for Kit {
 
 fn session_store(pool: &PgPool) -> PostgresStore {
     PostgresStore::new(pool.clone())
+}
+
+/// The desk's projections, for `kujira serve` to run: the tour rosters (which
+/// keep personal data, opened with `store`'s vault) and the KPI figures (which read
+/// none).
+pub fn projections(store: &Store) -> Vec<Arc<dyn kujira_projector::Projection>> {
+    vec![
+        Arc::new(tours::RosterProjection::new(store.clone())),
+        Arc::new(kpi::KpiProjection::new()),
+    ]
 }
 
 /// Prepares the database for the desk beyond [`MIGRATOR`]: creates the session
@@ -206,6 +225,8 @@ pub fn router(state: DeskState) -> Router {
             "/desk/users/{id}/password",
             post(users::pages::set_password),
         )
+        .merge(tours::routes())
+        .merge(kpi::routes())
         .route("/desk/{*rest}", any(home::not_found));
     kujira_web::with_body_limit(routes)
         .layer(axum::middleware::from_fn_with_state(

@@ -34,9 +34,12 @@ pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
 /// Every projection `serve` runs. Projections that keep personal data take the
 /// personal store (they open events through its vault).
 pub fn projector(store: &Store) -> Projector {
-    Projector::new(store.events().clone())
-        .with(kujira_scheduler::MailOutboxProjection::new())
-        .with(kujira_tours::TourCatalogueProjection::new())
+    kujira_desk::projections(store).into_iter().fold(
+        Projector::new(store.events().clone())
+            .with(kujira_scheduler::MailOutboxProjection::new())
+            .with(kujira_tours::TourCatalogueProjection::new()),
+        Projector::with_shared,
+    )
 }
 
 #[derive(Clone)]
