@@ -152,10 +152,10 @@ fn session_store(pool: &PgPool) -> PostgresStore {
 /// The desk's projections, for `kujira serve` to run: the tour rosters (which
 /// keep personal data, opened with `store`'s vault) and the KPI figures (which read
 /// none).
-pub fn projections(store: &Store) -> Vec<Arc<dyn kujira_projector::Projection>> {
+pub fn projections(store: &Store, config: &Config) -> Vec<Arc<dyn kujira_projector::Projection>> {
     vec![
         Arc::new(tours::RosterProjection::new(store.clone())),
-        Arc::new(kpi::KpiProjection::new()),
+        Arc::new(kpi::KpiProjection::new(config.timezone)),
     ]
 }
 

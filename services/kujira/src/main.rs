@@ -157,7 +157,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let store = db.store(&config).await?;
                 let mut out = std::io::stdout().lock();
                 let result =
-                    kujira_projector::run_cli(&serve::projector(&store), command, &mut out).await;
+                    kujira_projector::run_cli(&serve::projector(&store, &config), command, &mut out)
+                        .await;
                 out.flush().ok();
                 result
             })

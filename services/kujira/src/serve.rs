@@ -33,8 +33,8 @@ pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
 
 /// Every projection `serve` runs. Projections that keep personal data take the
 /// personal store (they open events through its vault).
-pub fn projector(store: &Store) -> Projector {
-    kujira_desk::projections(store).into_iter().fold(
+pub fn projector(store: &Store, config: &Config) -> Projector {
+    kujira_desk::projections(store, config).into_iter().fold(
         Projector::new(store.events().clone())
             .with(kujira_scheduler::MailOutboxProjection::new())
             .with(kujira_tours::TourCatalogueProjection::new()),
@@ -73,7 +73,7 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(projector(&store).run(shutdown.clone()));
+    workers.spawn(projector(&store, &config).run(shutdown.clone()));
     workers.spawn({
         let watch = store
             .vault()
@@ -190,7 +190,7 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         .route(
             "/readyz",
             get(readyz).with_state(Health {
-                projector: projector(&store),
+                projector: projector(&store, &config),
                 store: store.events().clone(),
                 lag_limit: config.projection_lag_limit,
             }),
