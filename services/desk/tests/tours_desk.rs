@@ -82,7 +82,11 @@ async fn sign_up(app: &App, tour: Uuid, n: u32, adults: u8, children: u8) -> (Uu
         prefecture: "東京都".into(),
         adults: adults.to_string(),
         children: children.to_string(),
-        children_ages: if children > 0 { "5歳".into() } else { String::new() },
+        children_ages: if children > 0 {
+            "5歳".into()
+        } else {
+            String::new()
+        },
         transport: "train".into(),
         needs: format!("卵アレルギー{n}"),
         source: "instagram".into(),
@@ -142,8 +146,14 @@ async fn an_admin_creates_publishes_edits_and_cancels_a_tour_with_the_cli_rules(
     bad[2] = ("starts_at", "2026-11-01T09:00");
     let res = admin.post_form("/desk/tours", &bad).await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.body.contains("開始日時は現在より後の日時を指定してください。"));
-    assert!(res.body.contains("定員（組数）は1〜500の半角数字（整数）で入力してください。"));
+    assert!(
+        res.body
+            .contains("開始日時は現在より後の日時を指定してください。")
+    );
+    assert!(
+        res.body
+            .contains("定員（組数）は1〜500の半角数字（整数）で入力してください。")
+    );
     assert!(res.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!res.body.contains("<script>alert(1)"));
     assert!(res.body.contains("href=\"#f-starts_at\""));
@@ -154,7 +164,10 @@ async fn an_admin_creates_publishes_edits_and_cancels_a_tour_with_the_cli_rules(
     let res = admin.post_form("/desk/tours", &good).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let id: Uuid = new_id.parse().unwrap();
-    assert_eq!(res.location().unwrap(), format!("/desk/tours/{id}?done=created"));
+    assert_eq!(
+        res.location().unwrap(),
+        format!("/desk/tours/{id}?done=created")
+    );
     // A double submit lands on the same tour.
     let again = admin.post_form("/desk/tours", &good).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
@@ -180,16 +193,24 @@ async fn an_admin_creates_publishes_edits_and_cancels_a_tour_with_the_cli_rules(
     let v = version_of(&edit);
     let mut form = tour_form("冬の柏崎 暮らし体験", "1");
     form.push(("version", &v));
-    let res = admin.post_form(&format!("/desk/tours/{id}/edit"), &form).await;
+    let res = admin
+        .post_form(&format!("/desk/tours/{id}/edit"), &form)
+        .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.body.contains("参加確定済みの2組より少なくできません"), "{}", res.body);
+    assert!(
+        res.body.contains("参加確定済みの2組より少なくできません"),
+        "{}",
+        res.body
+    );
     assert!(res.body.contains("value=\"冬の柏崎 暮らし体験\""));
 
     // Raising it to 3 promotes the waiting party; a new time tells every party.
     let mut form = tour_form("冬の柏崎 暮らし体験", "3");
     form[2] = ("starts_at", "2027-01-16T10:00");
     form.push(("version", &v));
-    let res = admin.post_form(&format!("/desk/tours/{id}/edit"), &form).await;
+    let res = admin
+        .post_form(&format!("/desk/tours/{id}/edit"), &form)
+        .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let state = app.state.tours().load(id).await.unwrap().unwrap();
     assert!(state.sign_up(waiting).unwrap().is_confirmed());
@@ -199,7 +220,10 @@ async fn an_admin_creates_publishes_edits_and_cancels_a_tour_with_the_cli_rules(
         .find(|(_, t, _, _)| t == "TourDetailsChanged")
         .unwrap();
     assert!(changed.3.starts_with("staff:"));
-    assert_eq!(changed.2["changed"], serde_json::json!(["title", "starts_at", "capacity_parties"]));
+    assert_eq!(
+        changed.2["changed"],
+        serde_json::json!(["title", "starts_at", "capacity_parties"])
+    );
     let mails = events
         .iter()
         .filter(|(_, t, d, _)| t == "MailQueued" && d["template"] == "tour_changed")
@@ -209,9 +233,14 @@ async fn an_admin_creates_publishes_edits_and_cancels_a_tour_with_the_cli_rules(
     // A lost race: the form seen before the edit is stale, and says so.
     let mut form = tour_form("別のタイトル", "3");
     form.push(("version", &v));
-    let res = admin.post_form(&format!("/desk/tours/{id}/edit"), &form).await;
+    let res = admin
+        .post_form(&format!("/desk/tours/{id}/edit"), &form)
+        .await;
     assert_eq!(res.status, StatusCode::CONFLICT);
-    assert!(res.body.contains("ほかの職員がこのツアーを先に変更したため"));
+    assert!(
+        res.body
+            .contains("ほかの職員がこのツアーを先に変更したため")
+    );
     assert!(res.body.contains("value=\"別のタイトル\""), "values kept");
     let state = app.state.tours().load(id).await.unwrap().unwrap();
     assert_eq!(state.details.unwrap().title, "冬の柏崎 暮らし体験");
@@ -242,9 +271,14 @@ async fn an_admin_creates_publishes_edits_and_cancels_a_tour_with_the_cli_rules(
     let v = version_of(&page);
     let mut form = tour_form("冬の柏崎 暮らし体験 改", "3");
     form.push(("version", &v));
-    let res = admin.post_form(&format!("/desk/tours/{id}/edit"), &form).await;
+    let res = admin
+        .post_form(&format!("/desk/tours/{id}/edit"), &form)
+        .await;
     assert_eq!(res.status, StatusCode::CONFLICT);
-    assert!(res.body.contains("このツアーは中止されているため、変更できません。"));
+    assert!(
+        res.body
+            .contains("このツアーは中止されているため、変更できません。")
+    );
 }
 
 #[tokio::test]
@@ -265,13 +299,22 @@ async fn each_role_gets_what_it_may_see_and_do() {
         assert_eq!(list.status, StatusCode::OK);
         assert!(list.body.contains("冬の柏崎 暮らし体験ツアー"));
         assert!(list.body.contains("2組 / 定員2組（4人）"), "{}", list.body);
-        assert_eq!(b.get(&format!("/desk/tours/{id}")).await.status, StatusCode::OK);
+        assert_eq!(
+            b.get(&format!("/desk/tours/{id}")).await.status,
+            StatusCode::OK
+        );
     }
     // Only admins manage tours.
     for b in [&mut concierge, &mut viewer] {
         assert_eq!(b.get("/desk/tours/new").await.status, StatusCode::FORBIDDEN);
-        assert_eq!(b.get(&format!("/desk/tours/{id}/edit")).await.status, StatusCode::FORBIDDEN);
-        assert_eq!(b.get(&format!("/desk/tours/{id}/cancel")).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            b.get(&format!("/desk/tours/{id}/edit")).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            b.get(&format!("/desk/tours/{id}/cancel")).await.status,
+            StatusCode::FORBIDDEN
+        );
         let res = b.post_form("/desk/tours", &tour_form("x", "1")).await;
         assert_eq!(res.status, StatusCode::FORBIDDEN);
         let res = b
@@ -282,13 +325,30 @@ async fn each_role_gets_what_it_may_see_and_do() {
     // Concierges (and admins) see the roster with names; viewers never.
     let roster = concierge.get(&format!("/desk/tours/{id}/roster")).await;
     assert_eq!(roster.status, StatusCode::OK);
-    for s in ["柏崎 太郎1", "taro1@example.jp", "090-1234-0001", "卵アレルギー1", "キャンセル待ち 1番"] {
+    for s in [
+        "柏崎 太郎1",
+        "taro1@example.jp",
+        "090-1234-0001",
+        "卵アレルギー1",
+        "キャンセル待ち 1番",
+    ] {
         assert!(roster.body.contains(s), "{s}");
     }
-    for path in [format!("/desk/tours/{id}/roster"), format!("/desk/tours/{id}/roster.csv")] {
+    for path in [
+        format!("/desk/tours/{id}/roster"),
+        format!("/desk/tours/{id}/roster.csv"),
+    ] {
         let res = viewer.get(&path).await;
         assert_eq!(res.status, StatusCode::OK);
-        for s in ["太郎", "taro", "example.jp", "090-", "アレルギー", "カシワザキ", "5歳"] {
+        for s in [
+            "太郎",
+            "taro",
+            "example.jp",
+            "090-",
+            "アレルギー",
+            "カシワザキ",
+            "5歳",
+        ] {
             assert!(!res.body.contains(s), "{path} shows {s} to a viewer");
         }
         assert!(res.body.contains("非表示"));
@@ -331,7 +391,10 @@ async fn concierges_check_parties_in_on_the_day_as_events() {
         )
         .await;
     assert_eq!(res.status, StatusCode::CONFLICT);
-    assert!(res.body.contains("参加の記録はツアー当日から入力できます。"));
+    assert!(
+        res.body
+            .contains("参加の記録はツアー当日から入力できます。")
+    );
     let page = c.get(&format!("/desk/tours/{id}/roster")).await;
     assert!(!page.body.contains("参加にする"));
 
@@ -358,7 +421,11 @@ async fn concierges_check_parties_in_on_the_day_as_events() {
         .filter(|(_, t, _, _)| t == "TourAttendanceRecorded")
         .collect();
     assert_eq!(recorded.len(), 3);
-    assert!(recorded.iter().all(|(_, _, _, actor)| actor.starts_with("staff:")));
+    assert!(
+        recorded
+            .iter()
+            .all(|(_, _, _, actor)| actor.starts_with("staff:"))
+    );
     // A bad value, an unknown party.
     let res = c
         .post_form(
@@ -370,7 +437,10 @@ async fn concierges_check_parties_in_on_the_day_as_events() {
     let res = c
         .post_form(
             &format!("/desk/tours/{id}/attendance"),
-            &[("sign_up_id", &Uuid::new_v4().to_string()), ("attended", "yes")],
+            &[
+                ("sign_up_id", &Uuid::new_v4().to_string()),
+                ("attended", "yes"),
+            ],
         )
         .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
@@ -409,7 +479,12 @@ async fn the_roster_csv_has_a_bom_crlf_a_header_and_one_row_per_party() {
     let res = c.get(&format!("/desk/tours/{id}/roster.csv")).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.headers["content-type"], "text/csv; charset=utf-8");
-    assert!(res.headers["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    assert!(
+        res.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
     let body = res.body.as_bytes();
     assert!(body.starts_with(b"\xEF\xBB\xBF"), "BOM");
     let text = &res.body["\u{feff}".len()..];
@@ -424,7 +499,13 @@ async fn the_roster_csv_has_a_bom_crlf_a_header_and_one_row_per_party() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let summary: Vec<(String, String, String)> = rows
         .iter()
-        .map(|r| (r[col("status")].to_owned(), r[col("waitlist_position")].to_owned(), r[col("name")].to_owned()))
+        .map(|r| {
+            (
+                r[col("status")].to_owned(),
+                r[col("waitlist_position")].to_owned(),
+                r[col("name")].to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -460,7 +541,10 @@ async fn an_erased_person_is_scrubbed_from_the_roster_and_a_rebuild_gives_the_sa
             Person::decide(
                 state,
                 &(
-                    PersonContext { person_id: erased, at: now },
+                    PersonContext {
+                        person_id: erased,
+                        at: now,
+                    },
                     PersonCommand::Erase { rule: None },
                 ),
             )

@@ -156,9 +156,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             with_db(&config, async |db| {
                 let store = db.store(&config).await?;
                 let mut out = std::io::stdout().lock();
-                let result =
-                    kujira_projector::run_cli(&serve::projector(&store, &config), command, &mut out)
-                        .await;
+                let result = kujira_projector::run_cli(
+                    &serve::projector(&store, &config),
+                    command,
+                    &mut out,
+                )
+                .await;
                 out.flush().ok();
                 result
             })

@@ -713,9 +713,8 @@ impl Renderer<'_> {
         ];
         let confirmed = s.is_confirmed();
         if confirmed {
-            paragraphs.push(
-                "カレンダーの予定を更新できるファイル（tour.ics）を添付しています。".into(),
-            );
+            paragraphs
+                .push("カレンダーの予定を更新できるファイル（tour.ics）を添付しています。".into());
         }
         let body = Body {
             greeting: format!("{} 様", pd(s).name),

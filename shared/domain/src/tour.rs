@@ -215,9 +215,12 @@ pub struct TourDetailsChanged {
 impl TourDetailsChanged {
     /// Whether the change touches what a party must know to come (when and where).
     pub fn concerns_parties(&self) -> bool {
-        self.changed
-            .iter()
-            .any(|f| matches!(f.as_str(), "starts_at" | "ends_at" | "meeting_place" | "fee_yen"))
+        self.changed.iter().any(|f| {
+            matches!(
+                f.as_str(),
+                "starts_at" | "ends_at" | "meeting_place" | "fee_yen"
+            )
+        })
     }
 }
 
@@ -975,7 +978,10 @@ pub fn changed_fields(before: &TourDetails, after: &TourDetails) -> Vec<String> 
     diff("starts_at", before.starts_at != after.starts_at);
     diff("ends_at", before.ends_at != after.ends_at);
     diff("meeting_place", before.meeting_place != after.meeting_place);
-    diff("capacity_parties", before.capacity_parties != after.capacity_parties);
+    diff(
+        "capacity_parties",
+        before.capacity_parties != after.capacity_parties,
+    );
     diff("max_people", before.max_people != after.max_people);
     diff("fee_yen", before.fee_yen != after.fee_yen);
     diff("deadline", before.deadline != after.deadline);

@@ -89,7 +89,12 @@ pub fn monthly_bars(
 
 /// Horizontal bars for a sequence of stages (a funnel, a cohort): this year's
 /// value beside the year before's for each stage.
-pub fn stage_bars(id: &str, title: &str, desc: &str, stages: &[(String, f64, Option<f64>)]) -> Markup {
+pub fn stage_bars(
+    id: &str,
+    title: &str,
+    desc: &str,
+    stages: &[(String, f64, Option<f64>)],
+) -> Markup {
     let max = stages
         .iter()
         .flat_map(|(_, a, b)| [Some(*a), *b])

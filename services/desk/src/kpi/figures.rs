@@ -13,7 +13,11 @@ use super::metrics::{self, FORMS, Make, MetricDef, Unit};
 /// The fiscal year a moment falls in.
 pub fn fiscal_year_of(at: DateTime<Utc>, tz: Tz) -> i32 {
     let d = at.with_timezone(&tz).date_naive();
-    if d.month() >= 4 { d.year() } else { d.year() - 1 }
+    if d.month() >= 4 {
+        d.year()
+    } else {
+        d.year() - 1
+    }
 }
 
 /// The first days of the year's twelve months, April first.
@@ -81,7 +85,11 @@ impl Figures {
     }
 }
 
-async fn flows(pool: &PgPool, from: NaiveDate, to: NaiveDate) -> sqlx::Result<Vec<(String, NaiveDate, i64)>> {
+async fn flows(
+    pool: &PgPool,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> sqlx::Result<Vec<(String, NaiveDate, i64)>> {
     let rows = sqlx::query(
         "SELECT metric, month, n FROM kpi_monthly \
          WHERE month >= $1 AND month < $2 AND metric NOT LIKE 'stock:%'",
@@ -139,9 +147,15 @@ async fn tours(
             let starts: DateTime<Utc> = r.try_get("starts_at")?;
             let checked: Option<bool> = r.try_get("checked")?;
             let (parties, people) = if checked.unwrap_or(false) {
-                (r.try_get::<i64, _>("att_parties")?, r.try_get::<i64, _>("att_people")?)
+                (
+                    r.try_get::<i64, _>("att_parties")?,
+                    r.try_get::<i64, _>("att_people")?,
+                )
             } else {
-                (r.try_get::<i64, _>("conf_parties")?, r.try_get::<i64, _>("conf_people")?)
+                (
+                    r.try_get::<i64, _>("conf_parties")?,
+                    r.try_get::<i64, _>("conf_people")?,
+                )
             };
             Ok((
                 super::projection::month_of(starts, tz),
@@ -160,7 +174,11 @@ async fn tours(
 }
 
 /// The cohort figures of the cases opened from `from` to before `to`.
-async fn cohort(pool: &PgPool, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<HashMap<&'static str, f64>> {
+async fn cohort(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<HashMap<&'static str, f64>> {
     // A person "took a tour" when they hold a confirmed place, on a tour that was
     // not cancelled, and were not recorded as a no-show. People: the household of
     // the move, else the tour party, else the order-made request's party, else 1.
@@ -217,7 +235,8 @@ pub async fn compute(
     let this_months = months(fy);
     let now_month = super::projection::month_of(now, tz);
     let shown = this_months.iter().filter(|m| **m <= now_month).count();
-    let (last_from, this_from, this_to) = (fy_start(fy - 1, tz), fy_start(fy, tz), fy_start(fy + 1, tz));
+    let (last_from, this_from, this_to) =
+        (fy_start(fy - 1, tz), fy_start(fy, tz), fy_start(fy + 1, tz));
     let (d_last, d_to) = (months(fy - 1)[0], months(fy + 1)[0]);
 
     let mut this: Series = HashMap::new();
@@ -240,7 +259,13 @@ pub async fn compute(
         *total += n;
         by_month.insert((k, m), *total);
     }
-    for key in ["stock:gathering", "stock:considering", "stock:decided", "stock:moved", "stock:closed"] {
+    for key in [
+        "stock:gathering",
+        "stock:considering",
+        "stock:decided",
+        "stock:moved",
+        "stock:closed",
+    ] {
         let mut level = 0i64;
         // Months with no change carry the level of the month before.
         let mut changes: Vec<(NaiveDate, i64)> = by_month
@@ -284,8 +309,20 @@ pub async fn compute(
     let rows = metrics::METRICS
         .iter()
         .map(|def| {
-            let (this_v, total) = make(def, &this, shown, cohort_this.get(cohort_key(def)).copied(), fy <= fiscal_year_of(now, tz));
-            let (last_v, last_total) = make(def, &last, 12, cohort_last.get(cohort_key(def)).copied(), true);
+            let (this_v, total) = make(
+                def,
+                &this,
+                shown,
+                cohort_this.get(cohort_key(def)).copied(),
+                fy <= fiscal_year_of(now, tz),
+            );
+            let (last_v, last_total) = make(
+                def,
+                &last,
+                12,
+                cohort_last.get(cohort_key(def)).copied(),
+                true,
+            );
             // The year before over the same months, for a fair comparison.
             let last_total = match def.make {
                 Make::Cohort(_) => last_total,
@@ -315,7 +352,8 @@ pub async fn compute(
                 continue;
             }
             let key = format!("move:{from}:{to}");
-            let sum = |s: &Series| s.get(&key).map_or(0.0, |v| v[..shown].iter().sum::<f64>()) as i64;
+            let sum =
+                |s: &Series| s.get(&key).map_or(0.0, |v| v[..shown].iter().sum::<f64>()) as i64;
             let (a, b) = (sum(&this), sum(&last));
             if a != 0 || b != 0 {
                 moves.push((from.to_owned(), to.to_owned(), a, b));
@@ -325,9 +363,17 @@ pub async fn compute(
     let funnel = FORMS
         .iter()
         .map(|f| {
-            let sum = |k: &str| this.get(&format!("{k}:{f}")).map_or(0.0, |v| v[..shown].iter().sum::<f64>()) as i64;
+            let sum = |k: &str| {
+                this.get(&format!("{k}:{f}"))
+                    .map_or(0.0, |v| v[..shown].iter().sum::<f64>()) as i64
+            };
             let form: &'static str = f;
-            (form, sum("funnel_views"), sum("funnel_confirms"), sum("funnel_completions"))
+            (
+                form,
+                sum("funnel_views"),
+                sum("funnel_confirms"),
+                sum("funnel_completions"),
+            )
         })
         .collect();
     Ok(Figures {
@@ -412,9 +458,21 @@ mod tests {
         assert_eq!(fiscal_year_of(before, tz), 2026);
         assert_eq!(fiscal_year_of(after, tz), 2027);
         assert_eq!(fy_start(2027, tz), after);
-        assert_eq!(months(2026)[0], NaiveDate::from_ymd_opt(2026, 4, 1).unwrap());
-        assert_eq!(months(2026)[11], NaiveDate::from_ymd_opt(2027, 3, 1).unwrap());
-        assert_eq!(index(2026, NaiveDate::from_ymd_opt(2027, 3, 1).unwrap()), Some(11));
-        assert_eq!(index(2026, NaiveDate::from_ymd_opt(2027, 4, 1).unwrap()), None);
+        assert_eq!(
+            months(2026)[0],
+            NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
+        );
+        assert_eq!(
+            months(2026)[11],
+            NaiveDate::from_ymd_opt(2027, 3, 1).unwrap()
+        );
+        assert_eq!(
+            index(2026, NaiveDate::from_ymd_opt(2027, 3, 1).unwrap()),
+            Some(11)
+        );
+        assert_eq!(
+            index(2026, NaiveDate::from_ymd_opt(2027, 4, 1).unwrap()),
+            None
+        );
     }
 }

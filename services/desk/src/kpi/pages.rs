@@ -305,9 +305,21 @@ fn funnel_chart(f: &Figures) -> Markup {
     let get = |k: &str| f.row(k).and_then(|r| r.total).unwrap_or(0.0);
     let last = |k: &str| f.row(k).and_then(|r| r.last_total);
     let stages = vec![
-        ("フォーム表示".to_owned(), get("funnel_form_views"), last("funnel_form_views")),
-        ("確認画面表示".to_owned(), get("funnel_confirm_views"), last("funnel_confirm_views")),
-        ("送信完了".to_owned(), get("funnel_completions"), last("funnel_completions")),
+        (
+            "フォーム表示".to_owned(),
+            get("funnel_form_views"),
+            last("funnel_form_views"),
+        ),
+        (
+            "確認画面表示".to_owned(),
+            get("funnel_confirm_views"),
+            last("funnel_confirm_views"),
+        ),
+        (
+            "送信完了".to_owned(),
+            get("funnel_completions"),
+            last("funnel_completions"),
+        ),
     ];
     let rate = |k: &str| percent(f.row(k).and_then(|r| r.total));
     chart::stage_bars(
@@ -352,7 +364,10 @@ fn funnel_table(f: &Figures) -> Markup {
 }
 
 fn cohort_chart(f: &Figures) -> Markup {
-    let pick = |k: &str| f.row(k).map_or((0.0, None), |r| (r.total.unwrap_or(0.0), r.last_total));
+    let pick = |k: &str| {
+        f.row(k)
+            .map_or((0.0, None), |r| (r.total.unwrap_or(0.0), r.last_total))
+    };
     let stages: Vec<(String, f64, Option<f64>)> = [
         ("相談", "cohort_cases"),
         ("ツアー参加", "cohort_toured"),
@@ -568,12 +583,19 @@ pub async fn targets_save(
         }
         let max = m.unit.max_target();
         match s.parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 && max.is_none_or(|x| v <= x) && (!m.unit.whole() || v.fract() == 0.0) => {
+            Ok(v)
+                if v.is_finite()
+                    && v >= 0.0
+                    && max.is_none_or(|x| v <= x)
+                    && (!m.unit.whole() || v.fract() == 0.0) =>
+            {
                 parsed.push((m.key.to_owned(), Some(v)));
             }
             _ => {
                 let msg = match m.unit {
-                    Unit::Percent => "0〜100の数値（小数点以下1桁まで）で入力してください。".to_owned(),
+                    Unit::Percent => {
+                        "0〜100の数値（小数点以下1桁まで）で入力してください。".to_owned()
+                    }
                     Unit::Score => "0〜5の数値で入力してください。".to_owned(),
                     _ => "0以上の整数（半角数字）で入力してください。".to_owned(),
                 };
@@ -582,10 +604,17 @@ pub async fn targets_save(
         }
     }
     let again = |status, errors: &FormErrors, version, general: Option<&str>| {
-        targets_page(&state, &staff, fy, version, &values, errors, status, general)
+        targets_page(
+            &state, &staff, fy, version, &values, errors, status, general,
+        )
     };
     if !errors.is_empty() {
-        return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, &errors, version, None));
+        return Ok(again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &errors,
+            version,
+            None,
+        ));
     }
     let ctx = CommandContext::new(staff.actor()).seen(version);
     let cmd = TargetsCommand::Set {
@@ -603,7 +632,9 @@ pub async fn targets_save(
             StatusCode::CONFLICT,
             &FormErrors::new(),
             current,
-            Some("ほかの職員が先にこの年度の目標値を変更したため、保存していません。入力内容を確認して、もう一度保存してください（もう一度保存すると、あなたの入力で上書きします）。"),
+            Some(
+                "ほかの職員が先にこの年度の目標値を変更したため、保存していません。入力内容を確認して、もう一度保存してください（もう一度保存すると、あなたの入力で上書きします）。",
+            ),
         )),
         Err(CommandError::Refused(e)) => Err(AppError::Unprocessable(format!(
             "目標値を保存できませんでした（{e}）。"

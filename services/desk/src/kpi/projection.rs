@@ -281,11 +281,12 @@ impl KpiProjection {
             }
         }
         if !tours.is_empty() {
-            let rows =
-                sqlx::query("SELECT tour_id, starts_at, cancelled FROM kpi_tours WHERE tour_id = ANY($1)")
-                    .bind(&tours)
-                    .fetch_all(&mut *conn)
-                    .await?;
+            let rows = sqlx::query(
+                "SELECT tour_id, starts_at, cancelled FROM kpi_tours WHERE tour_id = ANY($1)",
+            )
+            .bind(&tours)
+            .fetch_all(&mut *conn)
+            .await?;
             for r in rows {
                 b.tours.insert(
                     r.try_get("tour_id")?,
@@ -475,7 +476,9 @@ impl KpiProjection {
             TourEvent::TourAttendanceRecorded(x) => {
                 b.party(x.sign_up_id)?.attended = Some(x.attended);
             }
-            TourEvent::TourPublished(_) | TourEvent::MailRequested(_) | TourEvent::MailQueued(_) => {}
+            TourEvent::TourPublished(_)
+            | TourEvent::MailRequested(_)
+            | TourEvent::MailQueued(_) => {}
         }
         Ok(())
     }

@@ -66,7 +66,10 @@ impl Decider for KpiTargets {
     type Error = TargetsError;
 
     /// Records only what changes: submitting the same form twice records nothing.
-    fn decide(state: &TargetsState, command: &TargetsCommand) -> Result<Vec<KpiTargetEvent>, TargetsError> {
+    fn decide(
+        state: &TargetsState,
+        command: &TargetsCommand,
+    ) -> Result<Vec<KpiTargetEvent>, TargetsError> {
         let TargetsCommand::Set { fy, targets, at } = command;
         let mut events = Vec::new();
         for (metric, target) in targets {
@@ -129,7 +132,11 @@ mod tests {
         let again = KpiTargets::decide(&state, &set(&[("moved_households", Some(20.0))])).unwrap();
         assert!(again.is_empty());
         let cleared = KpiTargets::decide(&state, &set(&[("moved_households", None)])).unwrap();
-        assert!(KpiTargets::replay(events.iter().chain(&cleared)).targets.is_empty());
+        assert!(
+            KpiTargets::replay(events.iter().chain(&cleared))
+                .targets
+                .is_empty()
+        );
     }
 
     #[test]

@@ -207,10 +207,7 @@ fn datetime(
     let v: String = value.nfkc().collect::<String>().trim().replace(' ', "T");
     if v.is_empty() {
         if required {
-            e.add(
-                field,
-                format!("{}を入力してください。", label_of(field)),
-            );
+            e.add(field, format!("{}を入力してください。", label_of(field)));
         }
         return None;
     }
@@ -220,10 +217,7 @@ fn datetime(
         .and_then(|n| tz.from_local_datetime(&n).earliest())
         .map(|t| t.with_timezone(&Utc));
     if parsed.is_none() {
-        e.add(
-            field,
-            "日時は「2027-02-14 09:00」の形で入力してください。",
-        );
+        e.add(field, "日時は「2027-02-14 09:00」の形で入力してください。");
     }
     parsed
 }
@@ -240,10 +234,7 @@ fn number(
     let v: String = value.nfkc().collect::<String>().trim().replace(',', "");
     if v.is_empty() {
         if required {
-            e.add(
-                field,
-                format!("{}を入力してください。", label_of(field)),
-            );
+            e.add(field, format!("{}を入力してください。", label_of(field)));
             return None;
         }
         return Some(None);
@@ -318,8 +309,14 @@ mod tests {
     fn values_are_read_in_the_city_zone_and_normalised() {
         let d = ok().parse(chrono_tz::Asia::Tokyo, now()).unwrap();
         assert_eq!(d.title, "冬の柏崎 暮らし体験");
-        assert_eq!(d.starts_at, "2027-02-14T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
-        assert_eq!((d.capacity_parties, d.max_people, d.fee_yen), (5, None, 3000));
+        assert_eq!(
+            d.starts_at,
+            "2027-02-14T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            (d.capacity_parties, d.max_people, d.fee_yen),
+            (5, None, 3000)
+        );
         let back = TourValues::from_details(&d, chrono_tz::Asia::Tokyo);
         assert_eq!(back.starts_at, "2027-02-14T09:00");
     }

@@ -36,7 +36,9 @@ fn done_text(done: &str) -> Option<&'static str> {
     Some(match done {
         "created" => "ツアーを登録しました。",
         "published" => "ツアーを公開しました。申込ページに表示されます。",
-        "updated" => "ツアーの内容を変更しました。日時・集合場所・参加費の変更は、申込者にメールでお知らせします。",
+        "updated" => {
+            "ツアーの内容を変更しました。日時・集合場所・参加費の変更は、申込者にメールでお知らせします。"
+        }
         "cancelled" => "ツアーを中止しました。申込者全員に中止のお知らせをメールで送ります。",
         "attendance" => "参加の記録を保存しました。",
         _ => return None,
@@ -141,7 +143,16 @@ pub async fn show(
     let id = tour_id(&id)?;
     let (tour, version) = load(&state, id).await?;
     let notice = q.done.as_deref().and_then(done_text).map(str::to_owned);
-    Ok(show_page(&state, &staff, id, &tour, version, StatusCode::OK, notice, None))
+    Ok(show_page(
+        &state,
+        &staff,
+        id,
+        &tour,
+        version,
+        StatusCode::OK,
+        notice,
+        None,
+    ))
 }
 
 fn details_list(d: &TourDetails, tz: chrono_tz::Tz) -> Markup {
@@ -258,12 +269,30 @@ pub async fn publish(
         Ok(_) => Ok(Redirect::to(&format!("/desk/tours/{id}?done=published")).into_response()),
         Err(CommandError::Stale { .. }) => {
             let (tour, v) = load(&state, id).await?;
-            Ok(show_page(&state, &staff, id, &tour, v, StatusCode::CONFLICT, None, Some(STALE_JA.into())))
+            Ok(show_page(
+                &state,
+                &staff,
+                id,
+                &tour,
+                v,
+                StatusCode::CONFLICT,
+                None,
+                Some(STALE_JA.into()),
+            ))
         }
         Err(CommandError::Refused(e)) => {
             let (tour, v) = load(&state, id).await?;
             let (_, msg) = form::refusal(&e);
-            Ok(show_page(&state, &staff, id, &tour, v, StatusCode::CONFLICT, None, Some(msg)))
+            Ok(show_page(
+                &state,
+                &staff,
+                id,
+                &tour,
+                v,
+                StatusCode::CONFLICT,
+                None,
+                Some(msg),
+            ))
         }
         Err(e) => Err(internal(e)),
     }
@@ -274,8 +303,14 @@ pub async fn publish(
 // ---------------------------------------------------------------------------
 
 enum Mode {
-    Create { tour_id: Uuid },
-    Edit { tour_id: Uuid, version: u64, title: String },
+    Create {
+        tour_id: Uuid,
+    },
+    Edit {
+        tour_id: Uuid,
+        version: u64,
+        title: String,
+    },
 }
 
 struct FormView<'a> {

@@ -57,7 +57,11 @@ pub struct Done {
 }
 
 /// What a cell of a personal column shows to this staff member.
-fn personal<'a>(staff: &Staff, p: &'a PartyRow, pick: impl Fn(&'a roster::PartyPersonal) -> Option<&'a str>) -> String {
+fn personal<'a>(
+    staff: &Staff,
+    p: &'a PartyRow,
+    pick: impl Fn(&'a roster::PartyPersonal) -> Option<&'a str>,
+) -> String {
     if !staff.can(Right::ViewPersonalData) {
         return HIDDEN_JA.to_owned();
     }
@@ -175,8 +179,17 @@ fn party_table(
     tz: chrono_tz::Tz,
 ) -> Markup {
     let headers = [
-        "No.", "状態", "代表者", "連絡先", "人数", "子どもの年齢", "配慮事項", "来場方法", "都道府県",
-        "出欠", "満足度",
+        "No.",
+        "状態",
+        "代表者",
+        "連絡先",
+        "人数",
+        "子どもの年齢",
+        "配慮事項",
+        "来場方法",
+        "都道府県",
+        "出欠",
+        "満足度",
     ];
     layout::table_region(
         label,
@@ -286,7 +299,9 @@ pub async fn attendance(
         .into_response()),
         Err(CommandError::Refused(e)) => {
             let msg = match e {
-                TourError::TourCancelled => "このツアーは中止されているため、参加を記録できません。",
+                TourError::TourCancelled => {
+                    "このツアーは中止されているため、参加を記録できません。"
+                }
                 other => other.message_ja(),
             };
             Err(AppError::Conflict(msg.to_owned()))

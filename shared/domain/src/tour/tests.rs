@@ -613,10 +613,7 @@ fn given_a_tour_when_staff_change_its_time_then_the_change_names_the_fields() {
     assert_eq!(state.revision, 1);
     // The same details again change nothing.
     let history = [scheduled(2, None), events].concat();
-    assert_eq!(
-        given_fails(&history, &change(d, 2)),
-        TourError::NoChange
-    );
+    assert_eq!(given_fails(&history, &change(d, 2)), TourError::NoChange);
 }
 
 #[test]
@@ -642,14 +639,23 @@ fn given_confirmed_parties_then_capacity_never_drops_below_them() {
 #[test]
 fn given_a_waiting_list_when_the_capacity_rises_then_waiting_parties_are_promoted_in_order() {
     let history = history(
-        &[sign_up(1, 1, 0), sign_up(2, 2, 0), sign_up(3, 1, 0), sign_up(4, 1, 0)],
+        &[
+            sign_up(1, 1, 0),
+            sign_up(2, 2, 0),
+            sign_up(3, 1, 0),
+            sign_up(4, 1, 0),
+        ],
         scheduled(1, None),
     );
     assert_eq!(Tour::replay(&history).waitlist_length(), 3);
     let (events, state) = given_when(&history, &change(details(3, None), 3));
     assert_eq!(
         types(&events),
-        ["TourDetailsChanged", "TourSignUpPromoted", "TourSignUpPromoted"]
+        [
+            "TourDetailsChanged",
+            "TourSignUpPromoted",
+            "TourSignUpPromoted"
+        ]
     );
     let promoted: Vec<(Uuid, Option<Uuid>)> = events
         .iter()
@@ -705,7 +711,8 @@ fn promotions_after_a_cancellation_still_name_it_and_old_events_decode() {
         "data": {"sign_up_id": sid(1), "at": t0(), "adults": 1, "children": 0,
                  "after_cancellation_of": sid(2)}
     });
-    let TourEvent::TourSignUpPromoted(p) = serde_json::from_value::<TourEvent>(json).unwrap() else {
+    let TourEvent::TourSignUpPromoted(p) = serde_json::from_value::<TourEvent>(json).unwrap()
+    else {
         panic!()
     };
     assert_eq!(p.after_cancellation_of, Some(sid(2)));
