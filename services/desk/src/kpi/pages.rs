@@ -471,7 +471,6 @@ fn field(key: &str) -> String {
 }
 
 fn targets_page(
-    state: &DeskState,
     staff: &Staff,
     fy: i32,
     version: u64,
@@ -480,7 +479,6 @@ fn targets_page(
     status: StatusCode,
     general: Option<&str>,
 ) -> Response {
-    let _ = state;
     let title = format!("KPIの目標値（{fy}年度）");
     let label_of = |f: &str| {
         f.strip_prefix("t_")
@@ -543,7 +541,6 @@ pub async fn targets_form(
         .filter_map(|(k, v)| metrics::find(k).map(|m| (k.clone(), shown_target(m.unit, *v))))
         .collect();
     Ok(targets_page(
-        &state,
         &staff,
         fy,
         version,
@@ -604,9 +601,7 @@ pub async fn targets_save(
         }
     }
     let again = |status, errors: &FormErrors, version, general: Option<&str>| {
-        targets_page(
-            &state, &staff, fy, version, &values, errors, status, general,
-        )
+        targets_page(&staff, fy, version, &values, errors, status, general)
     };
     if !errors.is_empty() {
         return Ok(again(

@@ -386,7 +386,7 @@ pub async fn csv(
     let mut rows = vec![CSV_HEADER.iter().map(|s| (*s).to_owned()).collect()];
     for p in &parties {
         let cell = |pick: &dyn Fn(&roster::PartyPersonal) -> Option<&str>| {
-            text_cell(&personal(&staff, p, |pp| pick(pp)))
+            text_cell(&personal(&staff, p, pick))
         };
         rows.push(vec![
             p.status.clone(),
