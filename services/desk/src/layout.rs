@@ -73,6 +73,7 @@ table.stack th,table.stack td{display:block;border:0;padding:.2rem .75rem}
 table.stack .cell-label{display:inline-block;min-width:6.5rem;font-weight:700;color:#4a4a4a;font-size:.85rem}
 }
 @media (min-width:40rem){.actions .button{min-width:12rem}}
+@media print{.skip,nav.desk-nav,.site-header .who,.no-print{display:none !important}body{background:#fff}main{max-width:none;padding:0}.table-wrap{overflow:visible;border:0}a{color:inherit;text-decoration:none}}
 "#;
 
 fn head(title: &str) -> Markup {
@@ -87,6 +88,17 @@ fn head(title: &str) -> Markup {
 
 /// A desk page for a logged-in staff member, with the menu for their role.
 pub fn page(staff: &Staff, section: Section, title: &str, body: Markup) -> Markup {
+    page_with_css(staff, section, title, "", body)
+}
+
+/// [`page`] with styles of its own (charts, a printed roster) after the desk's.
+pub fn page_with_css(
+    staff: &Staff,
+    section: Section,
+    title: &str,
+    css: &str,
+    body: Markup,
+) -> Markup {
     let entries: [(Section, &str, &str, bool); 4] = [
         (Section::Cases, "/desk", "案件", true),
         (Section::Tours, "/desk/tours", "ツアー", true),
@@ -101,7 +113,7 @@ pub fn page(staff: &Staff, section: Section, title: &str, body: Markup) -> Marku
     html! {
         (DOCTYPE)
         html lang="ja" {
-            head { (head(title)) }
+            head { (head(title)) @if !css.is_empty() { style { (PreEscaped(css)) } } }
             body {
                 a.skip href="#main" { "本文へスキップ" }
                 header.site-header {

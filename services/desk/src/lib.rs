@@ -25,8 +25,10 @@ pub mod cases;
 pub mod error;
 pub mod form;
 mod home;
+pub mod kpi;
 pub mod layout;
 pub mod persons;
+pub mod tours;
 pub mod users;
 
 use std::sync::Arc;
@@ -87,6 +89,7 @@ struct Inner {
     store: Store,
     kit: Kit,
     users: Users,
+    tours: kujira_tours::Tours,
     sessions: PostgresStore,
     login_limiter: auth::limit::LoginLimiter,
     /// Intake's one way of opening a case, for inquiries staff enter on the desk.
@@ -101,6 +104,7 @@ impl DeskState {
         Self(Arc::new(Inner {
             intake,
             users: Users::new(store.events().clone(), clock.clone()),
+            tours: kujira_tours::Tours::new(config.clone(), store.clone(), clock.clone()),
             sessions: session_store(store.pool()),
             login_limiter: auth::limit::LoginLimiter::new(clock),
             words: Arc::new(config.words.clone()),
@@ -144,6 +148,11 @@ impl DeskState {
         self.0.kit.now()
     }
 
+    /// The tours' command side (the same rules as the public pages and the CLI).
+    pub fn tours(&self) -> &kujira_tours::Tours {
+        &self.0.tours
+    }
+
     /// Whether cookies are marked `Secure` (the public URL is https).
     pub fn secure_cookies(&self) -> bool {
         self.0.config.public_url.starts_with("https://")
@@ -166,6 +175,19 @@ impl FromRef<DeskState> for Kit {
 
 fn session_store(pool: &PgPool) -> PostgresStore {
     PostgresStore::new(pool.clone())
+}
+
+/// The desk's projections, for `kujira serve` to run: the tour rosters (which
+/// keep personal data, opened with `store`'s vault) and the KPI figures (which read
+/// none).
+pub fn projections(store: &Store, config: &Config) -> Vec<Arc<dyn kujira_projector::Projection>> {
+    let (persons, cases) = case_projections(store, config.timezone);
+    vec![
+        Arc::new(persons),
+        Arc::new(cases),
+        Arc::new(tours::RosterProjection::new(store.clone())),
+        Arc::new(kpi::KpiProjection::new(config.timezone)),
+    ]
 }
 
 /// Prepares the database for the desk beyond [`MIGRATOR`]: creates the session
@@ -246,6 +268,8 @@ pub fn router(state: DeskState) -> Router {
             "/desk/users/{id}/password",
             post(users::pages::set_password),
         )
+        .merge(tours::routes())
+        .merge(kpi::routes())
         .route("/desk/{*rest}", any(home::not_found));
     kujira_web::with_body_limit(routes)
         .layer(axum::middleware::from_fn_with_state(

@@ -34,17 +34,17 @@ pub fn desk_state(config: &Config, store: Store) -> kujira_desk::DeskState {
 /// Every projection `serve` runs. Projections that keep personal data take the
 /// personal store (they open events through its vault).
 pub fn projector(config: &Config, store: &Store) -> Projector {
-    let (persons, cases) = kujira_desk::case_projections(store, config.timezone);
-    Projector::new(store.events().clone())
+    let base = Projector::new(store.events().clone())
         .with(kujira_privacy::PersonIndexProjection)
         .with(kujira_privacy::ErasureProjection::new(
             store.clone(),
             Some(config.outbox_dir()),
         ))
         .with(kujira_scheduler::MailOutboxProjection::new())
-        .with(kujira_tours::TourCatalogueProjection::new())
-        .with(persons)
-        .with(cases)
+        .with(kujira_tours::TourCatalogueProjection::new());
+    kujira_desk::projections(store, config)
+        .into_iter()
+        .fold(base, Projector::with_shared)
 }
 
 #[derive(Clone)]

@@ -45,6 +45,7 @@
 mod mailer;
 mod outbox;
 mod person;
+pub mod stats;
 mod unsubscribe;
 
 pub use mailer::message::{

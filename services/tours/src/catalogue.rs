@@ -63,6 +63,28 @@ impl TourCatalogueProjection {
                 .bind(d.max_people.map(|m| i32::try_from(m).unwrap_or(i32::MAX)))
                 .bind(s.at)
             }
+            TourEvent::TourDetailsChanged(c) => {
+                let d = &c.details;
+                sqlx::query(
+                    "UPDATE tour_catalogue SET title = $2, kind = $3, starts_at = $4, ends_at = $5, \
+                       deadline = $6, meeting_place = $7, fee_yen = $8, description = $9, \
+                       audience = $10, capacity_parties = $11, max_people = $12, updated_at = $13 \
+                     WHERE tour_id = $1",
+                )
+                .bind(tour_id)
+                .bind(&d.title)
+                .bind(d.kind.as_str())
+                .bind(d.starts_at)
+                .bind(d.ends_at)
+                .bind(d.sign_up_closes_at())
+                .bind(&d.meeting_place)
+                .bind(i32::try_from(d.fee_yen).unwrap_or(i32::MAX))
+                .bind(&d.description)
+                .bind(&d.audience)
+                .bind(i32::try_from(d.capacity_parties).unwrap_or(i32::MAX))
+                .bind(d.max_people.map(|m| i32::try_from(m).unwrap_or(i32::MAX)))
+                .bind(c.at)
+            }
             TourEvent::TourPublished(p) => sqlx::query(
                 "UPDATE tour_catalogue SET status = 'published', updated_at = $2 \
                  WHERE tour_id = $1 AND status = 'draft'",

@@ -31,6 +31,8 @@ pub mod templates {
     pub const PROMOTED: &str = "tour_sign_up_promoted";
     pub const CANCELLED: &str = "tour_sign_up_cancelled";
     pub const TOUR_CANCELLED: &str = "tour_cancelled";
+    /// Staff changed when or where the tour takes place (the desk's edit page).
+    pub const TOUR_CHANGED: &str = "tour_changed";
     pub const CONCIERGE: &str = "tour_concierge_notice";
 }
 
@@ -129,6 +131,23 @@ pub fn ics(config: &Config, tour_id: Uuid, d: &TourDetails, stamp: DateTime<Utc>
     ics_with(config, tour_id, d, stamp, IcsMethod::Publish)
 }
 
+/// The entry of a tour whose details staff changed `revision` times: the same UID
+/// with a higher SEQUENCE, so that calendar clients update the entry they have.
+pub fn ics_revised(
+    config: &Config,
+    tour_id: Uuid,
+    d: &TourDetails,
+    stamp: DateTime<Utc>,
+    method: IcsMethod,
+    revision: u32,
+) -> String {
+    let sequence = match method {
+        IcsMethod::Publish => revision,
+        IcsMethod::Cancel => revision + 1,
+    };
+    ics_sequenced(config, tour_id, d, stamp, method, sequence)
+}
+
 /// [`ics`] with a method: `Cancel` withdraws the entry a confirmation added.
 pub fn ics_with(
     config: &Config,
@@ -136,6 +155,21 @@ pub fn ics_with(
     d: &TourDetails,
     stamp: DateTime<Utc>,
     method: IcsMethod,
+) -> String {
+    let sequence = match method {
+        IcsMethod::Publish => 0,
+        IcsMethod::Cancel => 1,
+    };
+    ics_sequenced(config, tour_id, d, stamp, method, sequence)
+}
+
+fn ics_sequenced(
+    config: &Config,
+    tour_id: Uuid,
+    d: &TourDetails,
+    stamp: DateTime<Utc>,
+    method: IcsMethod,
+    sequence: u32,
 ) -> String {
     let host = config
         .public_url
@@ -161,7 +195,10 @@ pub fn ics_with(
         event.location(&d.meeting_place);
     }
     if method == IcsMethod::Cancel {
-        event.status(icalendar::EventStatus::Cancelled).sequence(1);
+        event.status(icalendar::EventStatus::Cancelled);
+    }
+    if sequence > 0 {
+        event.sequence(sequence);
     }
     let mut cal = Calendar::new();
     cal.append_property(icalendar::Property::new("METHOD", method.as_str()));
@@ -197,6 +234,20 @@ pub fn mails_for(tour_id: Uuid, after: &TourState, events: &[TourEvent]) -> Vec<
             }
             TourEvent::TourSignUpPromoted(e) => (e.sign_up_id, "promoted", templates::PROMOTED),
             TourEvent::TourSignUpCancelled(e) => (e.sign_up_id, "cancelled", templates::CANCELLED),
+            TourEvent::TourDetailsChanged(e) if e.concerns_parties() => {
+                for s in after.active_sign_ups() {
+                    mails.push(
+                        MailQueued::to_applicant(
+                            format!("tour/{tour_id}/changed/{}/{}", e.revision, s.id),
+                            templates::TOUR_CHANGED,
+                            s.person_id,
+                        )
+                        .about(s.id)
+                        .with_params(serde_json::json!({ "revision": e.revision })),
+                    );
+                }
+                continue;
+            }
             TourEvent::TourCancelled(e) => {
                 for id in &e.affected_sign_ups {
                     if let Some(s) = after.sign_up(*id) {
@@ -262,6 +313,7 @@ impl RenderMail for TourMailTemplates {
             templates::PROMOTED,
             templates::CANCELLED,
             templates::TOUR_CANCELLED,
+            templates::TOUR_CHANGED,
             templates::CONCIERGE,
         ]
     }
@@ -333,6 +385,21 @@ impl RenderMail for TourMailTemplates {
                 });
                 let c = cancelled.ok_or_else(no_facts)?;
                 r.tour_cancelled(&s, c.reason.as_deref(), c.at)
+            }
+            templates::TOUR_CHANGED => {
+                let revision = mail
+                    .params
+                    .get("revision")
+                    .and_then(|r| r.as_u64())
+                    .ok_or_else(no_facts)?;
+                let changed = events.iter().rev().find_map(|e| match e {
+                    TourEvent::TourDetailsChanged(c) if u64::from(c.revision) == revision => {
+                        Some(c)
+                    }
+                    _ => None,
+                });
+                let c = changed.ok_or_else(no_facts)?;
+                r.tour_changed(&s, c)
             }
             templates::CONCIERGE => {
                 let what = mail
@@ -516,7 +583,14 @@ impl Renderer<'_> {
         let ics = Attachment {
             filename: "tour.ics".into(),
             content_type: IcsMethod::Publish.content_type(),
-            content: ics(self.config, self.tour_id, self.d, at),
+            content: ics_revised(
+                self.config,
+                self.tour_id,
+                self.d,
+                at,
+                IcsMethod::Publish,
+                self.tour.revision,
+            ),
         };
         let (what, template, subject) = if promoted {
             (
@@ -567,7 +641,14 @@ impl Renderer<'_> {
         Attachment {
             filename: "tour.ics".into(),
             content_type: IcsMethod::Cancel.content_type(),
-            content: ics_with(self.config, self.tour_id, self.d, at, IcsMethod::Cancel),
+            content: ics_revised(
+                self.config,
+                self.tour_id,
+                self.d,
+                at,
+                IcsMethod::Cancel,
+                self.tour.revision,
+            ),
         }
     }
 
@@ -600,6 +681,80 @@ impl Renderer<'_> {
             body,
             attachments,
         )
+    }
+
+    fn tour_changed(
+        &self,
+        s: &SignUp,
+        c: &kujira_domain::tour::TourDetailsChanged,
+    ) -> MailRequested {
+        let what: Vec<&str> = c
+            .changed
+            .iter()
+            .filter_map(|f| match f.as_str() {
+                "starts_at" | "ends_at" => Some("日時"),
+                "meeting_place" => Some("集合場所"),
+                "fee_yen" => Some("参加費"),
+                _ => None,
+            })
+            .fold(Vec::new(), |mut v, w| {
+                if !v.contains(&w) {
+                    v.push(w);
+                }
+                v
+            });
+        let mut paragraphs = vec![
+            format!(
+                "お申し込みいただいている「{}」の{}が変更になりました。変更後の内容は次のとおりです。",
+                self.d.title,
+                what.join("・")
+            ),
+            "ご都合が合わなくなった場合は、下のリンクからキャンセルの手続きをお願いします。".into(),
+        ];
+        let confirmed = s.is_confirmed();
+        if confirmed {
+            paragraphs
+                .push("カレンダーの予定を更新できるファイル（tour.ics）を添付しています。".into());
+        }
+        let body = Body {
+            greeting: format!("{} 様", pd(s).name),
+            paragraphs,
+            sections: vec![
+                ("変更後のツアーの内容".into(), self.tour_rows()),
+                ("お申し込みの内容".into(), self.party_rows(s)),
+            ],
+            link: Some(self.link(s)),
+            closing: vec!["ご不便をおかけしますが、よろしくお願いいたします。".into()],
+        };
+        let attachments = if confirmed {
+            vec![Attachment {
+                filename: "tour.ics".into(),
+                content_type: IcsMethod::Publish.content_type(),
+                content: ics_revised(
+                    self.config,
+                    self.tour_id,
+                    self.d,
+                    c.at,
+                    IcsMethod::Publish,
+                    c.revision,
+                ),
+            }]
+        } else {
+            vec![]
+        };
+        MailRequested {
+            key: format!("tour/{}/changed/{}/{}", self.tour_id, c.revision, s.id),
+            template: templates::TOUR_CHANGED.into(),
+            personal: MailContent {
+                to: vec![pd(s).email.to_string()],
+                subject: self.subject("ツアーの内容変更のお知らせ"),
+                text: body.text_with(&self.signature()),
+                html: Some(body.html_with(&self.signature())),
+                attachments,
+                unsubscribe_url: None,
+            }
+            .into(),
+        }
     }
 
     fn tour_cancelled(&self, s: &SignUp, reason: Option<&str>, at: DateTime<Utc>) -> MailRequested {

@@ -45,6 +45,10 @@ pub enum CommandError {
     Refused(#[from] TourError),
     #[error("the tour stream stays contended after {0} attempts")]
     Contended(usize),
+    /// Somebody else changed the tour after the version the staff member saw
+    /// ([`Actor::seen`]); nothing was recorded.
+    #[error("the tour changed since version {seen}; it is at {current}")]
+    Stale { seen: u64, current: u64 },
     #[error(transparent)]
     Store(#[from] kujira_store::StoreError),
 }
@@ -56,8 +60,7 @@ impl From<kujira_store::CommandError<TourError>> for CommandError {
             E::Refused(r) => Self::Refused(r),
             E::Contended(n) => Self::Contended(n),
             E::Store(s) => Self::Store(s),
-            // Tour commands carry no seen version: they always decide on the latest.
-            E::Stale { .. } => Self::Contended(1),
+            E::Stale { seen, current } => Self::Stale { seen, current },
         }
     }
 }
@@ -85,6 +88,9 @@ pub struct Actor {
     pub correlation_id: Uuid,
     /// More metadata for every event the command records (an API request's fingerprint).
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The tour's version the person acting looked at: a staff edit is refused as
+    /// [`CommandError::Stale`] when someone else changed the tour since.
+    pub seen_version: Option<u64>,
 }
 
 impl Actor {
@@ -93,7 +99,14 @@ impl Actor {
             name: name.into(),
             correlation_id: Uuid::now_v7(),
             extra: serde_json::Map::new(),
+            seen_version: None,
         }
+    }
+
+    /// The tour's version the person acting looked at (see [`Actor::seen_version`]).
+    pub fn seen(mut self, version: u64) -> Self {
+        self.seen_version = Some(version);
+        self
     }
 
     /// Records `key: value` in the metadata of every event of the command.
@@ -147,6 +160,16 @@ impl Tours {
         Ok((version > 0 && state.details.is_some()).then_some(state))
     }
 
+    /// The tour and its stream's version (for a staff form's stale check).
+    pub async fn load_versioned(
+        &self,
+        tour_id: Uuid,
+    ) -> Result<Option<(TourState, u64)>, CommandError> {
+        let (state, version) =
+            kujira_store::load::<Tour>(&self.store, &stream(tour_id), Some(&self.cache)).await?;
+        Ok((version > 0 && state.details.is_some()).then_some((state, version)))
+    }
+
     /// Decides `command` on the tour's stream and appends the facts and the mails
     /// they cause in one append, retrying on a lost race. A sign-up not yet
     /// attributed to a person is attributed here, by its email address.
@@ -168,6 +191,9 @@ impl Tours {
             sign_up.person_id = person.person_id;
         }
         let mut ctx = CommandContext::new(actor.name.clone()).correlation(actor.correlation_id);
+        if let Some(seen) = actor.seen_version {
+            ctx = ctx.seen(seen);
+        }
         for (k, v) in &actor.extra {
             ctx = ctx.with(k, v.clone());
         }

@@ -195,6 +195,35 @@ pub struct TourCancelled {
     pub affected_sign_ups: Vec<Uuid>,
 }
 
+/// Staff changed a scheduled tour's details (the desk's edit page). The whole new
+/// set of details is recorded, with the names of the fields that changed, so that
+/// every reader can apply it on its own. Raising the capacity promotes waiting
+/// parties in the same append ([`SignUpPromoted`] with no cancellation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TourDetailsChanged {
+    pub tour_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// 1 for the first change of the tour, then 2, ...: names the change (mail
+    /// keys, calendar sequence numbers).
+    pub revision: u32,
+    /// Names of the fields of [`TourDetails`] that changed (never values).
+    pub changed: Vec<String>,
+    #[serde(flatten)]
+    pub details: TourDetails,
+}
+
+impl TourDetailsChanged {
+    /// Whether the change touches what a party must know to come (when and where).
+    pub fn concerns_parties(&self) -> bool {
+        self.changed.iter().any(|f| {
+            matches!(
+                f.as_str(),
+                "starts_at" | "ends_at" | "meeting_place" | "fee_yen"
+            )
+        })
+    }
+}
+
 /// A sign-up arrived. Head counts and statistics fields sit at the top; everything
 /// that identifies a person is in `personal`. Always followed, in the same append, by
 /// [`SignUpConfirmed`] or [`SignUpWaitlisted`].
@@ -263,8 +292,11 @@ pub struct SignUpPromoted {
     pub at: DateTime<Utc>,
     pub adults: u8,
     pub children: u8,
-    /// The cancellation that freed the place.
-    pub after_cancellation_of: Uuid,
+    /// The cancellation that freed the place; `None` when staff made room by
+    /// raising the capacity ([`TourDetailsChanged`]). Stored events always had a
+    /// value, which still decodes.
+    #[serde(default)]
+    pub after_cancellation_of: Option<Uuid>,
 }
 
 /// What a sign-up was when it was cancelled.
@@ -332,6 +364,7 @@ pub enum TourEvent {
     TourScheduled(TourScheduled),
     TourPublished(TourPublished),
     TourCancelled(TourCancelled),
+    TourDetailsChanged(TourDetailsChanged),
     TourSignUpReceived(SignUpReceived),
     TourSignUpConfirmed(SignUpConfirmed),
     TourSignUpWaitlisted(SignUpWaitlisted),
@@ -352,6 +385,7 @@ impl TourEvent {
         "TourScheduled",
         "TourPublished",
         "TourCancelled",
+        "TourDetailsChanged",
         "TourSignUpReceived",
         "TourSignUpConfirmed",
         "TourSignUpWaitlisted",
@@ -369,6 +403,7 @@ impl TourEvent {
             TourEvent::TourScheduled(_) => "scheduled".into(),
             TourEvent::TourPublished(_) => "published".into(),
             TourEvent::TourCancelled(_) => "cancelled".into(),
+            TourEvent::TourDetailsChanged(e) => format!("details/{}", e.revision),
             TourEvent::TourSignUpReceived(e) => format!("sign-up/{}/received", e.sign_up_id),
             TourEvent::TourSignUpConfirmed(e) => format!("sign-up/{}/confirmed", e.sign_up_id),
             TourEvent::TourSignUpWaitlisted(e) => format!("sign-up/{}/waitlisted", e.sign_up_id),
@@ -426,6 +461,11 @@ pub enum TourCommand {
     },
     Cancel {
         reason: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Staff edit a scheduled tour: the whole new set of details.
+    ChangeDetails {
+        details: TourDetails,
         at: DateTime<Utc>,
     },
     SignUp {
@@ -490,6 +530,10 @@ pub enum TourError {
     NotConfirmed,
     #[error("nothing would change")]
     NoChange,
+    #[error("the capacity would be below the {confirmed} confirmed parties")]
+    CapacityBelowConfirmed { confirmed: u32 },
+    #[error("the maximum of people would be below the {confirmed} confirmed people")]
+    MaxPeopleBelowConfirmed { confirmed: u32 },
 }
 
 impl TourError {
@@ -519,6 +563,12 @@ impl TourError {
             TourError::AttendanceNotOpen => "参加の記録はツアー当日から入力できます。",
             TourError::NotConfirmed => "参加確定のお申し込みだけ参加を記録できます。",
             TourError::NoChange => "変更はありません（すでにその状態です）。",
+            TourError::CapacityBelowConfirmed { .. } => {
+                "定員（組数）は、参加確定済みの組数より少なくできません。"
+            }
+            TourError::MaxPeopleBelowConfirmed { .. } => {
+                "最大人数は、参加確定済みの人数より少なくできません。"
+            }
         }
     }
 }
@@ -584,6 +634,8 @@ pub struct TourState {
     pub details: Option<TourDetails>,
     pub status: TourStatus,
     pub cancel_reason: Option<String>,
+    /// How many times staff changed the details (0: as scheduled).
+    pub revision: u32,
     /// In order of arrival.
     pub sign_ups: Vec<SignUp>,
 }
@@ -718,6 +770,7 @@ impl Decider for Tour {
                     affected_sign_ups: state.active_sign_ups().map(|s| s.id).collect(),
                 })])
             }
+            TourCommand::ChangeDetails { details, at } => change_details(state, details, *at),
             TourCommand::SignUp { sign_up, at } => sign_up_for(state, sign_up, *at),
             TourCommand::RecordAttendance {
                 sign_up_id,
@@ -804,6 +857,10 @@ impl Decider for Tour {
                 state.status = TourStatus::Cancelled;
                 state.cancel_reason = e.reason.clone();
             }
+            TourEvent::TourDetailsChanged(e) => {
+                state.details = Some(e.details.clone());
+                state.revision = e.revision;
+            }
             TourEvent::TourSignUpReceived(e) => state.sign_ups.push(SignUp {
                 id: e.sign_up_id,
                 person_id: e.person_id,
@@ -861,16 +918,8 @@ fn scheduled(state: &TourState) -> Result<Uuid, TourError> {
     state.id.ok_or(TourError::NotScheduled)
 }
 
-fn schedule(
-    state: &TourState,
-    tour_id: Uuid,
-    d: &TourDetails,
-    publish: bool,
-    at: DateTime<Utc>,
-) -> Result<Vec<TourEvent>, TourError> {
-    if state.details.is_some() {
-        return Err(TourError::AlreadyScheduled);
-    }
+/// The details as they will be recorded (title trimmed), if they make sense at `at`.
+fn checked_details(d: &TourDetails, at: DateTime<Utc>) -> Result<TourDetails, TourError> {
     let title = d.title.trim();
     if title.is_empty() {
         return Err(TourError::InvalidSchedule("the title is empty"));
@@ -913,6 +962,116 @@ fn schedule(
     }
     let mut details = d.clone();
     details.title = title.to_owned();
+    Ok(details)
+}
+
+/// The names of the fields that differ between two sets of details.
+pub fn changed_fields(before: &TourDetails, after: &TourDetails) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut diff = |name: &str, changed: bool| {
+        if changed {
+            fields.push(name.to_owned());
+        }
+    };
+    diff("title", before.title != after.title);
+    diff("kind", before.kind != after.kind);
+    diff("starts_at", before.starts_at != after.starts_at);
+    diff("ends_at", before.ends_at != after.ends_at);
+    diff("meeting_place", before.meeting_place != after.meeting_place);
+    diff(
+        "capacity_parties",
+        before.capacity_parties != after.capacity_parties,
+    );
+    diff("max_people", before.max_people != after.max_people);
+    diff("fee_yen", before.fee_yen != after.fee_yen);
+    diff("deadline", before.deadline != after.deadline);
+    diff("description", before.description != after.description);
+    diff("audience", before.audience != after.audience);
+    fields
+}
+
+/// Staff edit a tour. A cancelled tour, or one that has started, is history and is
+/// not edited; the capacity (and the maximum of people) never drops below what is
+/// already confirmed, because a confirmed place is a promise to a family. Raising
+/// them fills the new room from the waiting list at once, first come first.
+fn change_details(
+    state: &TourState,
+    d: &TourDetails,
+    at: DateTime<Utc>,
+) -> Result<Vec<TourEvent>, TourError> {
+    let tour_id = scheduled(state)?;
+    let before = state.details.as_ref().ok_or(TourError::NotScheduled)?;
+    if state.status == TourStatus::Cancelled {
+        return Err(TourError::TourCancelled);
+    }
+    if at >= before.starts_at {
+        return Err(TourError::TourStarted);
+    }
+    let details = checked_details(d, at)?;
+    let confirmed = state.confirmed_parties();
+    if details.capacity_parties < confirmed {
+        return Err(TourError::CapacityBelowConfirmed { confirmed });
+    }
+    let people = state.confirmed_people();
+    if details.max_people.is_some_and(|max| max < people) {
+        return Err(TourError::MaxPeopleBelowConfirmed { confirmed: people });
+    }
+    let changed = changed_fields(before, &details);
+    if changed.is_empty() {
+        return Err(TourError::NoChange);
+    }
+    let event = TourEvent::TourDetailsChanged(TourDetailsChanged {
+        tour_id,
+        at,
+        revision: state.revision + 1,
+        changed,
+        details,
+    });
+    let after = Tour::evolve(state.clone(), &event);
+    let mut events = vec![event];
+    events.extend(promote_waiting(after, at, None));
+    Ok(events)
+}
+
+/// Fills every free place from the waiting list: the first waitlisted party that
+/// fits, again and again, so that a large party waiting never blocks smaller ones
+/// behind it.
+fn promote_waiting(
+    mut after: TourState,
+    at: DateTime<Utc>,
+    after_cancellation_of: Option<Uuid>,
+) -> Vec<TourEvent> {
+    let mut events = Vec::new();
+    loop {
+        let next = after
+            .waitlist()
+            .find(|w| after.fits(w.party))
+            .map(|w| (w.id, w.party));
+        let Some((id, party)) = next else { break };
+        let promoted = TourEvent::TourSignUpPromoted(SignUpPromoted {
+            sign_up_id: id,
+            at,
+            adults: party.adults,
+            children: party.children,
+            after_cancellation_of,
+        });
+        after = Tour::evolve(after, &promoted);
+        events.push(promoted);
+    }
+    events
+}
+
+fn schedule(
+    state: &TourState,
+    tour_id: Uuid,
+    d: &TourDetails,
+    publish: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<TourEvent>, TourError> {
+    if state.details.is_some() {
+        return Err(TourError::AlreadyScheduled);
+    }
+    let details = checked_details(d, at)?;
     let mut events = vec![TourEvent::TourScheduled(TourScheduled {
         tour_id,
         at,
@@ -1017,27 +1176,10 @@ fn cancel_sign_up(
         was,
         by,
     });
-    let mut after = Tour::evolve(state.clone(), &cancelled);
+    let after = Tour::evolve(state.clone(), &cancelled);
     let mut events = vec![cancelled];
     if was == Standing::Confirmed {
-        // Fill every place the party freed: the first waitlisted party that fits, again
-        // and again, so that a large party waiting never blocks smaller ones behind it.
-        loop {
-            let next = after
-                .waitlist()
-                .find(|w| after.fits(w.party))
-                .map(|w| (w.id, w.party));
-            let Some((id, party)) = next else { break };
-            let promoted = TourEvent::TourSignUpPromoted(SignUpPromoted {
-                sign_up_id: id,
-                at,
-                adults: party.adults,
-                children: party.children,
-                after_cancellation_of: sign_up_id,
-            });
-            after = Tour::evolve(after, &promoted);
-            events.push(promoted);
-        }
+        events.extend(promote_waiting(after, at, Some(sign_up_id)));
     }
     Ok(events)
 }

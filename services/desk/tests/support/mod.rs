@@ -99,12 +99,25 @@ impl App {
     }
 
     pub async fn with(tune: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDb::new(&[
+        Self::build(&[], tune).await
+    }
+
+    /// With the tables of more crates (the KPI reads the scheduler's mail outbox).
+    pub async fn with_migrators(extra: &[&'static sqlx::migrate::Migrator]) -> Self {
+        Self::build(extra, |_| {}).await
+    }
+
+    async fn build(
+        extra: &[&'static sqlx::migrate::Migrator],
+        tune: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut migrators: Vec<&sqlx::migrate::Migrator> = vec![
             &kujira_eventlog::MIGRATOR,
             &kujira_store::MIGRATOR,
             &kujira_desk::MIGRATOR,
-        ])
-        .await;
+        ];
+        migrators.extend_from_slice(extra);
+        let db = TestDb::new(&migrators).await;
         kujira_desk::setup(&db.pool).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());

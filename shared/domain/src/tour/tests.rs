@@ -351,7 +351,7 @@ fn cancelling_a_confirmed_party_promotes_the_first_waitlisted_party_that_fits() 
     };
     // 3 does not fit (3 + 5 > 6): 4 is promoted, and 3 keeps its turn.
     assert_eq!(p.sign_up_id, sid(4));
-    assert_eq!(p.after_cancellation_of, sid(1));
+    assert_eq!(p.after_cancellation_of, Some(sid(1)));
     assert_eq!(state.waitlist().map(|s| s.id).collect::<Vec<_>>(), [sid(3)]);
     let four = state.sign_up(sid(4)).unwrap();
     assert!(four.is_confirmed());
@@ -587,4 +587,133 @@ fn check_in_opens_on_the_day_for_confirmed_parties_and_can_be_corrected() {
     let (fixed, state) = given_when(&h, &attend(1, false, later));
     assert_eq!(state.sign_up(sid(1)).unwrap().attended, Some(false));
     assert_ne!(fixed[0].key(), h.last().unwrap().key());
+}
+
+fn change(d: TourDetails, days: i64) -> TourCommand {
+    TourCommand::ChangeDetails {
+        details: d,
+        at: t0() + Duration::days(days),
+    }
+}
+
+#[test]
+fn given_a_tour_when_staff_change_its_time_then_the_change_names_the_fields() {
+    let mut d = details(2, None);
+    d.starts_at += Duration::hours(1);
+    d.meeting_place = "柏崎市役所 正面玄関".into();
+    let (events, state) = given_when(&scheduled(2, None), &change(d.clone(), 1));
+    assert_eq!(types(&events), ["TourDetailsChanged"]);
+    let TourEvent::TourDetailsChanged(c) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(c.changed, ["starts_at", "meeting_place"]);
+    assert_eq!(c.revision, 1);
+    assert!(c.concerns_parties());
+    assert_eq!(state.details.as_ref(), Some(&d));
+    assert_eq!(state.revision, 1);
+    // The same details again change nothing.
+    let history = [scheduled(2, None), events].concat();
+    assert_eq!(given_fails(&history, &change(d, 2)), TourError::NoChange);
+}
+
+#[test]
+fn given_confirmed_parties_then_capacity_never_drops_below_them() {
+    let history = history(&[sign_up(1, 2, 0), sign_up(2, 1, 1)], scheduled(3, None));
+    let mut d = details(1, None);
+    assert_eq!(
+        given_fails(&history, &change(d.clone(), 2)),
+        TourError::CapacityBelowConfirmed { confirmed: 2 }
+    );
+    d.capacity_parties = 2;
+    d.max_people = Some(3);
+    assert_eq!(
+        given_fails(&history, &change(d.clone(), 2)),
+        TourError::MaxPeopleBelowConfirmed { confirmed: 4 }
+    );
+    d.max_people = Some(4);
+    let (events, state) = given_when(&history, &change(d, 2));
+    assert_eq!(types(&events), ["TourDetailsChanged"]);
+    assert_eq!(state.places_left(), 0);
+}
+
+#[test]
+fn given_a_waiting_list_when_the_capacity_rises_then_waiting_parties_are_promoted_in_order() {
+    let history = history(
+        &[
+            sign_up(1, 1, 0),
+            sign_up(2, 2, 0),
+            sign_up(3, 1, 0),
+            sign_up(4, 1, 0),
+        ],
+        scheduled(1, None),
+    );
+    assert_eq!(Tour::replay(&history).waitlist_length(), 3);
+    let (events, state) = given_when(&history, &change(details(3, None), 3));
+    assert_eq!(
+        types(&events),
+        [
+            "TourDetailsChanged",
+            "TourSignUpPromoted",
+            "TourSignUpPromoted"
+        ]
+    );
+    let promoted: Vec<(Uuid, Option<Uuid>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            TourEvent::TourSignUpPromoted(p) => Some((p.sign_up_id, p.after_cancellation_of)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(promoted, [(sid(2), None), (sid(3), None)]);
+    assert_eq!(state.waitlist().map(|s| s.id).collect::<Vec<_>>(), [sid(4)]);
+    assert_eq!(state.waitlist_position(sid(4)), Some(1));
+}
+
+#[test]
+fn given_a_cancelled_or_started_tour_then_it_cannot_be_edited() {
+    let mut d = details(5, None);
+    d.title = "変更後のタイトル".into();
+    let cancelled = history(
+        &[TourCommand::Cancel {
+            reason: Some("荒天のため".into()),
+            at: t0() + Duration::days(1),
+        }],
+        scheduled(5, None),
+    );
+    assert_eq!(
+        given_fails(&cancelled, &change(d.clone(), 2)),
+        TourError::TourCancelled
+    );
+    // On the day, after the start.
+    assert_eq!(
+        given_fails(&scheduled(5, None), &change(d.clone(), 31)),
+        TourError::TourStarted
+    );
+    // Nor moved into the past, nor given nonsense.
+    let mut past = d.clone();
+    past.starts_at = t0();
+    assert!(matches!(
+        given_fails(&scheduled(5, None), &change(past, 1)),
+        TourError::InvalidSchedule(_)
+    ));
+    let mut empty = d;
+    empty.title = "  ".into();
+    assert!(matches!(
+        given_fails(&scheduled(5, None), &change(empty, 1)),
+        TourError::InvalidSchedule(_)
+    ));
+}
+
+#[test]
+fn promotions_after_a_cancellation_still_name_it_and_old_events_decode() {
+    let json = serde_json::json!({
+        "type": "TourSignUpPromoted",
+        "data": {"sign_up_id": sid(1), "at": t0(), "adults": 1, "children": 0,
+                 "after_cancellation_of": sid(2)}
+    });
+    let TourEvent::TourSignUpPromoted(p) = serde_json::from_value::<TourEvent>(json).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(p.after_cancellation_of, Some(sid(2)));
 }
