@@ -10,6 +10,7 @@
 //! fields that statistics use: the store encrypts that part with the person's own key
 //! (crypto-shredding), and domain types read it as [`personal::Personal`].
 
+pub mod calendar;
 pub mod casework;
 pub mod decider;
 pub mod funnel;
