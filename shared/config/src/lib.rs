@@ -7,6 +7,7 @@
 mod clock;
 pub mod keyfile;
 mod mail;
+mod rules;
 mod words;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use base64::Engine;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mail::{QuietHours, parse_mailbox};
+pub use rules::{CronExpr, RuleName, RuleSchedule, RuleSettings};
 pub use words::CityWords;
 
 /// Everything kujira reads from its environment.
@@ -65,6 +67,9 @@ pub struct Config {
     pub projection_lag_limit: std::time::Duration,
     /// The city's words (`KUJIRA_CITY_NAME`, `KUJIRA_SITE_NAME`, ...).
     pub words: CityWords,
+    /// The scheduler's rules: `KUJIRA_RULE_<NAME>` (a cron expression or `off`) and
+    /// their offsets.
+    pub rules: RuleSettings,
 }
 
 /// The key that signs cookies, CSRF tokens and links. Never printed.
@@ -234,6 +239,7 @@ impl Config {
         };
         let master_key = master_key_setting(&get, &data_dir)?;
         let words = CityWords::from_lookup(&get)?;
+        let rules = RuleSettings::from_lookup(&get, &words.city_name)?;
         let trusted_proxies = get("KUJIRA_TRUSTED_PROXIES")
             .unwrap_or_else(|| "127.0.0.1/8,::1/128".into())
             .split(',')
@@ -267,6 +273,7 @@ impl Config {
             pg_user: get("KUJIRA_PG_USER"),
             projection_lag_limit: std::time::Duration::from_secs(lag_limit),
             words,
+            rules,
         })
     }
 
