@@ -37,6 +37,52 @@ pub fn projector(store: &Store) -> Projector {
     Projector::new(store.events().clone())
         .with(kujira_scheduler::MailOutboxProjection::new())
         .with(kujira_tours::TourCatalogueProjection::new())
+        .with(kujira_scheduler::RulesProjection::new())
+}
+
+/// The concierges, as the desk keeps them (`staff_users`): the scheduler reads them
+/// through this, so that it does not depend on the desk.
+#[derive(Debug, Clone)]
+pub struct StaffUsers {
+    pool: sqlx::PgPool,
+}
+
+impl StaffUsers {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl kujira_scheduler::StaffDirectory for StaffUsers {
+    async fn concierges(&self) -> anyhow::Result<Vec<kujira_scheduler::Concierge>> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT user_id, email, display_name FROM staff_users \
+             WHERE role = 'concierge' AND NOT disabled ORDER BY display_name, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the concierges from staff_users")?;
+        rows.iter()
+            .map(|r| {
+                Ok(kujira_scheduler::Concierge {
+                    user_id: r.try_get("user_id")?,
+                    email: r.try_get("email")?,
+                    display_name: r.try_get("display_name")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The scheduler's rules over the desk's concierges.
+pub fn rules(config: &Arc<Config>, store: &Store) -> kujira_scheduler::Rules {
+    kujira_scheduler::Rules::new(
+        store.clone(),
+        config.clone(),
+        Arc::new(StaffUsers::new(store.pool().clone())),
+    )
 }
 
 #[derive(Clone)]
@@ -83,6 +129,7 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
     });
     let mailer = mailer(&config, &store, clock.clone())?;
     workers.spawn(mailer.run(shutdown.clone()));
+    workers.spawn(rules(&config, &store).serve(clock.clone(), shutdown.clone()));
     workers.spawn(kujira_desk::session_cleanup(
         db.pool.clone(),
         kujira_desk::SESSION_CLEANUP_EVERY,
@@ -149,6 +196,9 @@ pub fn mailer(
                 config.clone(),
             )))
             .with_renderer(Arc::new(kujira_tours::TourMailTemplates::new(
+                config.clone(),
+            )))
+            .with_renderer(Arc::new(kujira_scheduler::RuleMailTemplates::new(
                 config.clone(),
             ))),
     )

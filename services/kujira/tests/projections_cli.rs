@@ -119,7 +119,7 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
     let first = add_tour(&data, "親子で体験！柏崎の暮らし日帰りツアー");
 
     let body = readyz_until(&client, &server.url, "ready", |s, b| {
-        s == 200 && b["projections"].as_array().is_some_and(|a| a.len() == 2)
+        s == 200 && b["projections"].as_array().is_some_and(|a| a.len() == 3)
     })
     .await;
     let names: Vec<&str> = body["projections"]
@@ -128,7 +128,7 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["mail_outbox", "tours.catalogue"]);
+    assert_eq!(names, ["mail_outbox", "tours.catalogue", "scheduler.rules"]);
 
     let out = kujira(&data, &["projections", "status"]);
     assert!(out.status.success());

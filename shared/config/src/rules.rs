@@ -301,8 +301,7 @@ fn parse_steps(raw: &str) -> anyhow::Result<Vec<u32>> {
     if steps.is_empty() || steps.len() > 5 {
         bail!("give one to five day counts, like 30,90");
     }
-    if steps[0] == 0 || steps.windows(2).any(|w| w[0] >= w[1]) || steps[steps.len() - 1] > 3650
-    {
+    if steps[0] == 0 || steps.windows(2).any(|w| w[0] >= w[1]) || steps[steps.len() - 1] > 3650 {
         bail!("the day counts must increase, from 1 to 3650 (got {raw:?})");
     }
     Ok(steps)
@@ -324,10 +323,7 @@ mod tests {
     fn defaults_are_the_issue_s() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.tour_reminder.to_string(), "0 10 * * *");
-        assert_eq!(
-            s.tour_reminder.cron().unwrap().with_seconds,
-            "0 0 10 * * *"
-        );
+        assert_eq!(s.tour_reminder.cron().unwrap().with_seconds, "0 0 10 * * *");
         assert_eq!(s.digest.to_string(), "30 8 * * *");
         assert_eq!(s.nurture_days, [30, 90]);
         assert_eq!(

@@ -176,7 +176,11 @@ fn base_holiday(date: NaiveDate) -> Option<&'static str> {
         return Some("春分の日");
     }
     if is(4, 29) {
-        return Some(if y >= 2007 { "昭和の日" } else { "みどりの日" });
+        return Some(if y >= 2007 {
+            "昭和の日"
+        } else {
+            "みどりの日"
+        });
     }
     if is(5, 3) {
         return Some("憲法記念日");
