@@ -30,6 +30,7 @@ use kujira_store::{CommandContext, Store};
 use sqlx::Row;
 use uuid::Uuid;
 
+#[allow(unused_imports)]
 pub use crate::mail_support::{SmtpServer, address_of, master_key};
 
 /// A time in Tokyo, `2026-12-01T10:00`.

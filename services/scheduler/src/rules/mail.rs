@@ -605,8 +605,6 @@ impl Renderer<'_> {
                 d.tours.iter().map(|t| self.tour_line(t)).collect(),
             ));
         }
-        let mine: u32 = d.sections.iter().map(|s| s.mine_total).sum();
-        let unassigned: u32 = d.sections.iter().map(|s| s.unassigned_total).sum();
         let body = Body {
             greeting: format!("{} さん", d.recipient.display_name),
             paragraphs: vec![format!(
@@ -621,13 +619,8 @@ impl Renderer<'_> {
             )],
             ..Body::default()
         };
-        let subject = self.subject(&format!(
-            "今日の対応 {}：担当 {}件・未割り当て {}件・ツアー {}件",
-            date_ja(d.date),
-            mine,
-            unassigned,
-            d.tours.len()
-        ));
+        // Only the date: counts and cases are in the body, names nowhere.
+        let subject = self.subject(&format!("今日の対応のお知らせ（{}）", date_ja(d.date)));
         self.staff_mail(&d.recipient.email, subject, &body)
     }
 
