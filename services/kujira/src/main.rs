@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: kujira_projector::ProjectionsCommand,
     },
+    /// The scheduler's rules: run them once (as of a given time), show their state.
+    Scheduler {
+        #[command(subcommand)]
+        command: kujira_scheduler::SchedulerCommand,
+    },
     /// Personal data (個人情報): sealing legacy events, erasure, export, statistics.
     Privacy {
         #[command(subcommand)]
@@ -164,6 +169,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let password = kujira_desk::PasswordInput::from_stdin(&mut stdin);
                 let mut out = std::io::stdout().lock();
                 let result = kujira_desk::run_cli(&state, command, password, &mut out).await;
+                out.flush().ok();
+                result
+            })
+            .await
+        }
+        Command::Scheduler { command } => {
+            with_db(&config, async |db| {
+                let store = db.store(&config).await?;
+                let config = std::sync::Arc::new(config.clone());
+                let rules = serve::rules(&config, &store);
+                let mut out = std::io::stdout().lock();
+                let result = match command {
+                    kujira_scheduler::SchedulerCommand::RunOnce { at } => {
+                        // `--at` stands for now in every respect: the mailer's quiet
+                        // hours and leases read the same fixed clock.
+                        let at = at.unwrap_or_else(chrono::Utc::now);
+                        let clock = std::sync::Arc::new(kujira_config::FixedClock::new(at));
+                        let mailer = serve::mailer(&config, &store, clock)?;
+                        kujira_scheduler::rules::run_once(
+                            &rules,
+                            &serve::projector(&store),
+                            &mailer,
+                            at,
+                            &mut out,
+                        )
+                        .await
+                    }
+                    kujira_scheduler::SchedulerCommand::Status => {
+                        kujira_scheduler::rules::print_status(&rules, chrono::Utc::now(), &mut out)
+                            .await
+                    }
+                };
                 out.flush().ok();
                 result
             })

@@ -41,10 +41,56 @@ pub fn projector(config: &Config, store: &Store) -> Projector {
             Some(config.outbox_dir()),
         ))
         .with(kujira_scheduler::MailOutboxProjection::new())
-        .with(kujira_tours::TourCatalogueProjection::new());
+        .with(kujira_tours::TourCatalogueProjection::new())
+        .with(kujira_scheduler::RulesProjection::new());
     kujira_desk::projections(store, config)
         .into_iter()
         .fold(base, Projector::with_shared)
+}
+
+/// The concierges, as the desk keeps them (`staff_users`): the scheduler reads them
+/// through this, so that it does not depend on the desk.
+#[derive(Debug, Clone)]
+pub struct StaffUsers {
+    pool: sqlx::PgPool,
+}
+
+impl StaffUsers {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl kujira_scheduler::StaffDirectory for StaffUsers {
+    async fn concierges(&self) -> anyhow::Result<Vec<kujira_scheduler::Concierge>> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT user_id, email, display_name FROM staff_users \
+             WHERE role = 'concierge' AND NOT disabled ORDER BY display_name, user_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the concierges from staff_users")?;
+        rows.iter()
+            .map(|r| {
+                Ok(kujira_scheduler::Concierge {
+                    user_id: r.try_get("user_id")?,
+                    email: r.try_get("email")?,
+                    display_name: r.try_get("display_name")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The scheduler's rules over the desk's concierges.
+pub fn rules(config: &Arc<Config>, store: &Store) -> kujira_scheduler::Rules {
+    kujira_scheduler::Rules::new(
+        store.clone(),
+        config.clone(),
+        Arc::new(StaffUsers::new(store.pool().clone())),
+    )
 }
 
 #[derive(Clone)]
@@ -91,6 +137,7 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
     });
     let mailer = mailer(&config, &store, clock.clone())?;
     workers.spawn(mailer.run(shutdown.clone()));
+    workers.spawn(rules(&config, &store).serve(clock.clone(), shutdown.clone()));
     workers.spawn(kujira_desk::session_cleanup(
         db.pool.clone(),
         kujira_desk::SESSION_CLEANUP_EVERY,
@@ -160,6 +207,7 @@ pub fn mailer(
                 config.clone(),
             )))
             .with_renderer(Arc::new(kujira_desk::DeskMailTemplates::new(
+            .with_renderer(Arc::new(kujira_scheduler::RuleMailTemplates::new(
                 config.clone(),
             ))),
     )

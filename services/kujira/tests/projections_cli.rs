@@ -84,7 +84,9 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
         .collect();
     // Every service registers its own; these two are the ones this test uses.
     assert!(
-        names.contains(&"mail_outbox") && names.contains(&"tours.catalogue"),
+        names.contains(&"mail_outbox")
+            && names.contains(&"tours.catalogue")
+            && names.contains(&"scheduler.rules"),
         "{names:?}"
     );
 

@@ -1,5 +1,5 @@
-//! The mail outbox and mailer, and (in a later issue) the cron rules that request
-//! follow-up mail.
+//! The mail outbox and mailer, and the cron rules that request follow-up mail
+//! ([`rules`]).
 //!
 //! How a mail travels:
 //!
@@ -25,9 +25,9 @@
 //! just before the crash. No database transaction stays open during a send: a
 //! transaction holding an xid would hold back every gap-safe reader of the event log.
 //!
-//! The `mailer` module only delivers. The cron rules (reminders, digests) will live
-//! in their own module and only *request* mail, with deterministic keys, so that a
-//! rule that runs twice still sends once.
+//! The `mailer` module only delivers. The cron rules ([`rules`]: reminders,
+//! thank-yous, nurture, check-ins, the digest) only *request* mail, with
+//! deterministic keys, so that a rule that runs twice still sends once.
 //!
 //! Queueing a follow-up (what a rule appends, through `kujira_store::execute`, on
 //! the stream whose facts the mail is rendered from):
@@ -46,6 +46,7 @@ mod mailer;
 mod outbox;
 mod person;
 pub mod stats;
+pub mod rules;
 mod unsubscribe;
 
 pub use mailer::message::{
@@ -60,6 +61,10 @@ pub use outbox::{
     requeue_failed,
 };
 pub use person::{PersonCommandError, clear_bounce, set_follow_ups_opted_out};
+pub use rules::{
+    Concierge, FixedStaff, RuleMailTemplates, RuleReport, Rules, RulesProjection, SchedulerCommand,
+    StaffDirectory,
+};
 pub use unsubscribe::{UnsubscribeLinks, UnsubscribeState, router};
 
 /// The migrations of this crate's tables (versions 20261124000300–20261124000399 and

@@ -8,6 +8,7 @@ mod clock;
 pub mod keyfile;
 mod mail;
 mod retention;
+mod rules;
 mod words;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use base64::Engine;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mail::{QuietHours, parse_mailbox};
 pub use retention::Retention;
+pub use rules::{CronExpr, RuleName, RuleSchedule, RuleSettings};
 pub use words::CityWords;
 
 /// Everything kujira reads from its environment.
@@ -70,6 +72,9 @@ pub struct Config {
     pub retention: Retention,
     /// The city's words (`KUJIRA_CITY_NAME`, `KUJIRA_SITE_NAME`, ...).
     pub words: CityWords,
+    /// The scheduler's rules: `KUJIRA_RULE_<NAME>` (a cron expression or `off`) and
+    /// their offsets.
+    pub rules: RuleSettings,
 }
 
 /// The key that signs cookies, CSRF tokens and links. Never printed.
@@ -243,6 +248,7 @@ impl Config {
             None => Retention::DEFAULT,
         };
         let words = CityWords::from_lookup(&get)?;
+        let rules = RuleSettings::from_lookup(&get, &words.city_name)?;
         let trusted_proxies = get("KUJIRA_TRUSTED_PROXIES")
             .unwrap_or_else(|| "127.0.0.1/8,::1/128".into())
             .split(',')
@@ -277,6 +283,7 @@ impl Config {
             projection_lag_limit: std::time::Duration::from_secs(lag_limit),
             retention,
             words,
+            rules,
         })
     }
 
