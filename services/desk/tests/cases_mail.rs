@@ -2,9 +2,9 @@
 //! delivered with its `.ics` to the real SMTP test server (the mail tests' helper).
 
 mod cases_support;
-mod support;
 #[path = "../../../tests/tests/mail_support/mod.rs"]
 mod mail_support;
+mod support;
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use cases_support::{Applicant, CONCIERGE, World, post_action};
 use kujira_projector::Projector;
 use kujira_scheduler::{MailOutboxProjection, Mailer, Sender, Transport};
+use mail_parser::MimeHeaders;
 use mail_support::SmtpServer;
 
 #[tokio::test]
@@ -24,7 +25,11 @@ async fn a_scheduled_consultation_reaches_the_applicant_with_a_calendar_entry() 
         sqlx::raw_sql(sql).execute(&w.app.db.pool).await.unwrap();
     }
     let (case_id, _) = w
-        .inquiry(&Applicant::new("柏崎 太郎", "カシワザキ タロウ", "taro@example.jp"))
+        .inquiry(&Applicant::new(
+            "柏崎 太郎",
+            "カシワザキ タロウ",
+            "taro@example.jp",
+        ))
         .await;
     let mut b = w.browser(CONCIERGE).await;
     let page = b.get(&format!("/desk/cases/{case_id}")).await;
@@ -54,11 +59,18 @@ async fn a_scheduled_consultation_reaches_the_applicant_with_a_calendar_entry() 
         Sender::from_config(&w.app.config).unwrap(),
         Arc::new(w.app.clock.clone()),
     )
-    .with_renderer(Arc::new(kujira_intake::mail::MailTemplates::new(w.app.config.clone())))
-    .with_renderer(Arc::new(kujira_desk::DeskMailTemplates::new(w.app.config.clone())));
+    .with_renderer(Arc::new(kujira_intake::mail::MailTemplates::new(
+        w.app.config.clone(),
+    )))
+    .with_renderer(Arc::new(kujira_desk::DeskMailTemplates::new(
+        w.app.config.clone(),
+    )));
     let report = mailer.deliver_due().await.unwrap();
     let key = format!("consultation/{case_id}/");
-    assert!(report.sent.iter().any(|k| k.starts_with(&key)), "{report:?}");
+    assert!(
+        report.sent.iter().any(|k| k.starts_with(&key)),
+        "{report:?}"
+    );
 
     let received = smtp.state.received.lock().unwrap().clone();
     let mail = received
@@ -67,7 +79,10 @@ async fn a_scheduled_consultation_reaches_the_applicant_with_a_calendar_entry() 
         .expect("the consultation mail arrived");
     assert_eq!(mail.to, ["taro@example.jp"]);
     let parsed = mail.parsed();
-    assert_eq!(parsed.subject(), Some("【くじらと。】移住相談の日時のご案内"));
+    assert_eq!(
+        parsed.subject(),
+        Some("【くじらと。】移住相談の日時のご案内")
+    );
     let text = parsed.body_text(0).unwrap();
     assert!(text.contains("柏崎 太郎 様"));
     assert!(text.contains("2026年12月10日（木） 14:00〜15:30（90分）"));

@@ -31,8 +31,20 @@ async fn the_board_counts_each_phase_apart_from_closed_and_flags_what_needs_acti
     for i in 0..6 {
         cases.push(w.inquiry(&applicant(i)).await.0);
     }
-    w.work(cases[1], &staff, CaseCommand::ChangePhase { to: Stage::Considering }).await;
-    w.work(cases[2], &staff, CaseCommand::ChangePhase { to: Stage::Decided }).await;
+    w.work(
+        cases[1],
+        &staff,
+        CaseCommand::ChangePhase {
+            to: Stage::Considering,
+        },
+    )
+    .await;
+    w.work(
+        cases[2],
+        &staff,
+        CaseCommand::ChangePhase { to: Stage::Decided },
+    )
+    .await;
     w.work(
         cases[3],
         &staff,
@@ -44,7 +56,15 @@ async fn the_board_counts_each_phase_apart_from_closed_and_flags_what_needs_acti
         }),
     )
     .await;
-    w.work(cases[4], &staff, CaseCommand::Close { reason: CloseReason::GaveUp, note: None }).await;
+    w.work(
+        cases[4],
+        &staff,
+        CaseCommand::Close {
+            reason: CloseReason::GaveUp,
+            note: None,
+        },
+    )
+    .await;
     // Case 5 got a call: it awaits nothing.
     w.work(
         cases[5],
@@ -60,28 +80,51 @@ async fn the_board_counts_each_phase_apart_from_closed_and_flags_what_needs_acti
     w.work(
         cases[1],
         &staff,
-        CaseCommand::SetNextAction { due: NaiveDate::from_ymd_opt(2026, 12, 3) },
+        CaseCommand::SetNextAction {
+            due: NaiveDate::from_ymd_opt(2026, 12, 3),
+        },
     )
     .await;
     w.sync().await;
     let mut b = w.browser(CONCIERGE).await;
     let page = b.get("/desk").await;
     assert_eq!(page.status, StatusCode::OK);
-    for (label, n) in [("情報収集中", 2), ("移住検討中", 1), ("移住確定", 1), ("移住済み", 1), ("対応終了", 1)] {
-        let needle = format!("<span class=\"phase-name\">{label}</span><span class=\"phase-count\">{n}<");
+    for (label, n) in [
+        ("情報収集中", 2),
+        ("移住検討中", 1),
+        ("移住確定", 1),
+        ("移住済み", 1),
+        ("対応終了", 1),
+    ] {
+        let needle =
+            format!("<span class=\"phase-name\">{label}</span><span class=\"phase-count\">{n}<");
         assert!(page.body.contains(&needle), "{needle}");
     }
-    assert!(page.body.contains("次回対応日を過ぎた案件：<strong>0件</strong>"));
-    assert!(page.body.contains("受付から3営業日超）：<strong>0件</strong>"));
+    assert!(
+        page.body
+            .contains("次回対応日を過ぎた案件：<strong>0件</strong>")
+    );
+    assert!(
+        page.body
+            .contains("受付から3営業日超）：<strong>0件</strong>")
+    );
 
     // Opened Tuesday 1 December: the first contact is due Friday the 4th, so on
     // Monday the 7th the cases without a contact are flagged; on Thursday the 3rd
     // the next action of case 1 has passed.
     w.advance(Duration::days(6));
     let page = b.get("/desk").await;
-    assert!(page.body.contains("次回対応日を過ぎた案件：<strong>1件</strong>"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("次回対応日を過ぎた案件：<strong>1件</strong>"),
+        "{}",
+        page.body
+    );
     // Cases 0, 1, 2 and 3 are open without a contact; 4 is closed, 5 was called.
-    assert!(page.body.contains("受付から3営業日超）：<strong>4件</strong>"));
+    assert!(
+        page.body
+            .contains("受付から3営業日超）：<strong>4件</strong>")
+    );
     assert!(page.body.contains("利用者 0号"));
     let flagged = b.get("/desk/cases?no_contact=1").await;
     assert_eq!(flagged.body.matches("初回連絡未</span>").count(), 4);
@@ -109,8 +152,20 @@ async fn the_list_filters_searches_and_pages_and_the_csv_follows_it() {
             ..Applicant::new("柏崎 太郎", "カシワザキ タロウ", "Taro.K@example.jp")
         })
         .await;
-    w.work(taro, &staff, CaseCommand::Assign { concierge: Some(w.concierge) }).await;
-    w.work(taro, &staff, CaseCommand::ChangePhase { to: Stage::Decided }).await;
+    w.work(
+        taro,
+        &staff,
+        CaseCommand::Assign {
+            concierge: Some(w.concierge),
+        },
+    )
+    .await;
+    w.work(
+        taro,
+        &staff,
+        CaseCommand::ChangePhase { to: Stage::Decided },
+    )
+    .await;
     w.sync().await;
     let mut b = w.browser(CONCIERGE).await;
 
@@ -120,13 +175,30 @@ async fn the_list_filters_searches_and_pages_and_the_csv_follows_it() {
     assert_eq!(first.body.matches("role=\"rowheader\"").count(), 50);
     assert!(first.body.contains(&taro_ref), "the newest first");
     let next = first.body.split("rel=\"next\"").next().unwrap();
-    let href = next.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let href = next
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
     let second = b.get(&href).await;
     assert_eq!(second.body.matches("role=\"rowheader\"").count(), 3);
-    assert!(second.body.contains(&cases[0].1), "the oldest on the last page");
+    assert!(
+        second.body.contains(&cases[0].1),
+        "the oldest on the last page"
+    );
     assert!(!second.body.contains("rel=\"next\"") && second.body.contains("rel=\"prev\""));
     let prev = second.body.split("rel=\"prev\"").next().unwrap();
-    let href = prev.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let href = prev
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
     let back = b.get(&href).await;
     assert_eq!(back.body.matches("role=\"rowheader\"").count(), 50);
     assert!(back.body.contains(&taro_ref));
@@ -135,7 +207,9 @@ async fn the_list_filters_searches_and_pages_and_the_csv_follows_it() {
     let decided = b.get("/desk/cases?phase=decided").await;
     assert!(decided.body.contains(&taro_ref));
     assert_eq!(decided.body.matches("role=\"rowheader\"").count(), 1);
-    let mine = b.get(&format!("/desk/cases?concierge={}", w.concierge)).await;
+    let mine = b
+        .get(&format!("/desk/cases?concierge={}", w.concierge))
+        .await;
     assert_eq!(mine.body.matches("role=\"rowheader\"").count(), 1);
     let insta = b.get("/desk/cases?source=instagram").await;
     assert_eq!(insta.body.matches("role=\"rowheader\"").count(), 5);
@@ -148,12 +222,27 @@ async fn the_list_filters_searches_and_pages_and_the_csv_follows_it() {
 
     // Search: a part of the name, the reading in hiragana or half-width, the e-mail,
     // the phone's last digits, the 連番.
-    for q in ["太郎", "柏崎", "かしわざき", "ｶｼﾜｻﾞｷ", "タロウ", "taro.k@", "example.jp", "9876", "0257-21", &taro_ref] {
+    for q in [
+        "太郎",
+        "柏崎",
+        "かしわざき",
+        "ｶｼﾜｻﾞｷ",
+        "タロウ",
+        "taro.k@",
+        "example.jp",
+        "9876",
+        "0257-21",
+        &taro_ref,
+    ] {
         let found = b.get(&format!("/desk/cases?q={}", urlencode(q))).await;
         assert_eq!(found.status, StatusCode::OK, "{q}");
         assert!(found.body.contains(&taro_ref), "{q} finds 太郎");
         if q != "example.jp" {
-            assert_eq!(found.body.matches("role=\"rowheader\"").count(), 1, "{q} finds only 太郎");
+            assert_eq!(
+                found.body.matches("role=\"rowheader\"").count(),
+                1,
+                "{q} finds only 太郎"
+            );
         }
     }
     let nobody = b.get("/desk/cases?q=%E5%B1%B1%E7%94%B0").await;
@@ -168,14 +257,27 @@ async fn the_list_filters_searches_and_pages_and_the_csv_follows_it() {
     // The CSV follows the filters: BOM, CRLF, the header, one row per case.
     let csv = b.get("/desk/cases.csv?phase=decided").await;
     assert_eq!(csv.status, StatusCode::OK);
-    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     assert!(csv.body.starts_with('\u{feff}'));
-    let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').split("\r\n").collect();
+    let lines: Vec<&str> = csv
+        .body
+        .trim_start_matches('\u{feff}')
+        .split("\r\n")
+        .collect();
     assert_eq!(
         lines[0],
         "連番,ID,対応年月,氏名,フリガナ,メール,電話,性別,年代,セグメント,都道府県,相談内容,相談概要,ステータス,担当,きっかけ"
     );
-    assert_eq!(lines.len(), 3, "header, one row, and the final CRLF: {lines:?}");
+    assert_eq!(
+        lines.len(),
+        3,
+        "header, one row, and the final CRLF: {lines:?}"
+    );
     let row = lines[1];
     for part in [
         taro_ref.as_str(),
@@ -226,10 +328,24 @@ async fn a_viewer_never_sees_a_name_kana_email_phone_or_message_anywhere() {
         },
     )
     .await;
-    w.work(case_id, &staff, CaseCommand::SetNextAction { due: NaiveDate::from_ymd_opt(2026, 12, 2) }).await;
+    w.work(
+        case_id,
+        &staff,
+        CaseCommand::SetNextAction {
+            due: NaiveDate::from_ymd_opt(2026, 12, 2),
+        },
+    )
+    .await;
     w.sync().await;
     w.advance(Duration::days(7));
-    let secrets = ["秘匿", "ヒトク", "secret.hanako", "0257-99-1234", "秘密の相談", "秘密の対応メモ"];
+    let secrets = [
+        "秘匿",
+        "ヒトク",
+        "secret.hanako",
+        "0257-99-1234",
+        "秘密の相談",
+        "秘密の対応メモ",
+    ];
 
     let mut c = w.browser(CONCIERGE).await;
     let page = c.get(&format!("/desk/cases/{case_id}")).await;
@@ -252,29 +368,55 @@ async fn a_viewer_never_sees_a_name_kana_email_phone_or_message_anywhere() {
         for s in secrets {
             assert!(!r.body.contains(s), "a viewer sees {s} on {path}");
         }
-        assert!(r.body.contains("非表示") || path == "/desk", "{path} says 非表示");
-        assert!(r.body.contains(&reference) || path == "/desk" , "{path} lists the case");
+        assert!(
+            r.body.contains("非表示") || path == "/desk",
+            "{path} says 非表示"
+        );
+        assert!(
+            r.body.contains(&reference) || path == "/desk",
+            "{path} lists the case"
+        );
     }
     let csv = v.get("/desk/cases.csv").await;
     let row = csv.body.split("\r\n").nth(1).unwrap();
-    assert_eq!(row.matches("非表示").count(), 5, "氏名, フリガナ, メール, 電話, 相談概要: {row}");
+    assert_eq!(
+        row.matches("非表示").count(),
+        5,
+        "氏名, フリガナ, メール, 電話, 相談概要: {row}"
+    );
     // No search by personal fields, and no hint of a match.
     for q in ["秘匿", "secret.hanako@example.jp", "ひとく"] {
         let r = v.get(&format!("/desk/cases?q={}", urlencode(q))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
-        assert!(r.body.contains("閲覧者の役割では、氏名・フリガナ・メールアドレス・電話番号では検索できません"));
+        assert!(r.body.contains(
+            "閲覧者の役割では、氏名・フリガナ・メールアドレス・電話番号では検索できません"
+        ));
         assert!(!r.body.contains(&reference));
     }
     // A viewer has no actions.
     let page = v.get(&format!("/desk/cases/{case_id}")).await;
     assert!(!page.body.contains("/assign\""));
-    let refused = v.post_form(&format!("/desk/cases/{case_id}/assign"), &[("concierge", "none")]).await;
+    let refused = v
+        .post_form(
+            &format!("/desk/cases/{case_id}/assign"),
+            &[("concierge", "none")],
+        )
+        .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(v.get("/desk/cases/new").await.status, StatusCode::FORBIDDEN);
     // Viewing nothing personal records no view; the export is recorded all the same.
-    assert!(w.audit_rows("view_case").await.iter().all(|(s, ..)| *s != w.viewer));
+    assert!(
+        w.audit_rows("view_case")
+            .await
+            .iter()
+            .all(|(s, ..)| *s != w.viewer)
+    );
     let exports = w.audit_rows("export_cases").await;
-    assert!(exports.iter().any(|(s, p, d)| *s == w.viewer && p.is_none() && d.contains("personal_columns=false")));
+    assert!(
+        exports
+            .iter()
+            .any(|(s, p, d)| *s == w.viewer && p.is_none() && d.contains("personal_columns=false"))
+    );
 }
 
 #[tokio::test]
@@ -298,7 +440,14 @@ async fn markup_in_every_field_is_shown_as_text() {
         },
     )
     .await;
-    w.work(case_id, &staff, CaseCommand::SetNextAction { due: NaiveDate::from_ymd_opt(2026, 12, 2) }).await;
+    w.work(
+        case_id,
+        &staff,
+        CaseCommand::SetNextAction {
+            due: NaiveDate::from_ymd_opt(2026, 12, 2),
+        },
+    )
+    .await;
     w.sync().await;
     w.advance(Duration::days(7));
     let mut b = w.browser(ADMIN).await;
@@ -314,7 +463,10 @@ async fn markup_in_every_field_is_shown_as_text() {
         assert!(!r.body.contains("<script>alert"), "{path} runs markup");
         assert!(!r.body.contains("<img src=x"), "{path} runs markup");
         assert!(!r.body.contains("<b>太字"), "{path} runs markup");
-        assert!(r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path} shows it as text");
+        assert!(
+            r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path} shows it as text"
+        );
     }
     let page = b.get(&format!("/desk/cases/{case_id}")).await;
     assert!(page.body.contains("&lt;img src=x onerror=alert(2)&gt;"));
@@ -324,10 +476,18 @@ async fn markup_in_every_field_is_shown_as_text() {
 async fn views_of_personal_data_and_exports_are_audited_without_personal_data() {
     let w = World::new().await;
     let (case_id, _) = w
-        .inquiry(&Applicant::new("監査 太郎", "カンサ タロウ", "audit@example.jp"))
+        .inquiry(&Applicant::new(
+            "監査 太郎",
+            "カンサ タロウ",
+            "audit@example.jp",
+        ))
         .await;
     let (_other, _) = w
-        .inquiry(&Applicant::new("別人 次郎", "ベツジン ジロウ", "other@example.jp"))
+        .inquiry(&Applicant::new(
+            "別人 次郎",
+            "ベツジン ジロウ",
+            "other@example.jp",
+        ))
         .await;
     w.sync().await;
     let person = w.person_of(case_id).await;
@@ -338,28 +498,44 @@ async fn views_of_personal_data_and_exports_are_audited_without_personal_data() 
     assert_eq!((views[0].0, views[0].1), (w.concierge, Some(person)));
 
     b.get("/desk/cases").await;
-    assert_eq!(w.audit_rows("list_cases").await.len(), 2, "one row per person shown");
+    assert_eq!(
+        w.audit_rows("list_cases").await.len(),
+        2,
+        "one row per person shown"
+    );
 
     b.get(&format!("/desk/cases?q={}", urlencode("監査"))).await;
     let searches = w.audit_rows("search_cases").await;
     assert_eq!(searches.len(), 1);
     assert!(searches[0].2.contains("search=name"));
-    assert!(!searches[0].2.contains("監査"), "the search text is not kept");
+    assert!(
+        !searches[0].2.contains("監査"),
+        "the search text is not kept"
+    );
 
     b.get("/desk/cases.csv").await;
     let exports = w.audit_rows("export_cases").await;
     assert_eq!(exports.len(), 3, "the export itself and its two persons");
-    assert!(exports.iter().any(|(_, p, d)| p.is_none() && d.contains("rows=2")));
+    assert!(
+        exports
+            .iter()
+            .any(|(_, p, d)| p.is_none() && d.contains("rows=2"))
+    );
 
     // The person's own trail, for a disclosure.
-    let trail = kujira_desk::audit::for_person(&w.app.db.pool, person).await.unwrap();
+    let trail = kujira_desk::audit::for_person(&w.app.db.pool, person)
+        .await
+        .unwrap();
     assert!(trail.iter().any(|e| e.action == "view_case"));
     let all: Vec<String> = sqlx::query_scalar("SELECT detail FROM audit_log")
         .fetch_all(&w.app.db.pool)
         .await
         .unwrap();
     for d in all {
-        assert!(!d.contains("audit@") && !d.contains("監査") && !d.contains("太郎"), "{d}");
+        assert!(
+            !d.contains("audit@") && !d.contains("監査") && !d.contains("太郎"),
+            "{d}"
+        );
     }
 }
 
@@ -388,7 +564,11 @@ async fn unknown_cases_are_a_japanese_404_and_anonymous_visitors_log_in_first() 
 async fn an_erased_person_reads_deleted_on_the_page_the_list_and_the_csv() {
     let w = World::new().await;
     let (case_id, reference) = w
-        .inquiry(&Applicant::new("削除 予定", "サクジョ ヨテイ", "erase.me@example.jp"))
+        .inquiry(&Applicant::new(
+            "削除 予定",
+            "サクジョ ヨテイ",
+            "erase.me@example.jp",
+        ))
         .await;
     w.sync().await;
     w.erase(w.person_of(case_id).await).await;

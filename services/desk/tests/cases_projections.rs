@@ -45,8 +45,22 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
         })
         .await;
     let staff = format!("staff:{}", w.concierge);
-    w.work(a, &staff, CaseCommand::Assign { concierge: Some(w.concierge) }).await;
-    w.work(a, &staff, CaseCommand::ChangePhase { to: Stage::Considering }).await;
+    w.work(
+        a,
+        &staff,
+        CaseCommand::Assign {
+            concierge: Some(w.concierge),
+        },
+    )
+    .await;
+    w.work(
+        a,
+        &staff,
+        CaseCommand::ChangePhase {
+            to: Stage::Considering,
+        },
+    )
+    .await;
     w.work(
         a,
         &staff,
@@ -59,7 +73,8 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
     )
     .await;
     let due = NaiveDate::from_ymd_opt(2026, 12, 10).unwrap();
-    w.work(a, &staff, CaseCommand::SetNextAction { due: Some(due) }).await;
+    w.work(a, &staff, CaseCommand::SetNextAction { due: Some(due) })
+        .await;
     w.work(
         b,
         &staff,
@@ -72,9 +87,25 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
     )
     .await;
     // The second case of Taro is a duplicate: closed, then merged into the first.
-    w.work(a2, &staff, CaseCommand::Close { reason: CloseReason::Duplicate, note: None }).await;
+    w.work(
+        a2,
+        &staff,
+        CaseCommand::Close {
+            reason: CloseReason::Duplicate,
+            note: None,
+        },
+    )
+    .await;
     let person_a = w.person_of(a).await;
-    w.work(a2, &staff, CaseCommand::MergeInto { into: a, into_person: person_a }).await;
+    w.work(
+        a2,
+        &staff,
+        CaseCommand::MergeInto {
+            into: a,
+            into_person: person_a,
+        },
+    )
+    .await;
     w.sync().await;
 
     let row = w.case_row(a).await;
@@ -89,7 +120,10 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
     // Opened Tuesday 2026-12-01: due three business days later, Friday the 4th.
     assert_eq!(row["first_contact_due"], "2026-12-04");
     let moved = w.case_row(b).await;
-    assert_eq!((moved["phase"].as_str(), moved["moved_adults"].as_i64()), (Some("moved"), Some(2)));
+    assert_eq!(
+        (moved["phase"].as_str(), moved["moved_adults"].as_i64()),
+        (Some("moved"), Some(2))
+    );
     let dup = w.case_row(a2).await;
     assert_eq!(dup["merged_into"], a.to_string());
     assert_eq!(dup["closed_reason"], "duplicate");
@@ -100,13 +134,19 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
     assert_eq!(p["name_key"], "柏崎太郎");
     assert_eq!(p["kana_key"], "カシワザキタロウ");
     assert_eq!(p["phone_key"], "0257212334");
-    assert!(p["search_grams"].as_array().unwrap().contains(&serde_json::json!("n:太郎")));
+    assert!(
+        p["search_grams"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("n:太郎"))
+    );
     // The two cases of Taro are the same person here; a merge link names the case.
-    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM desk_person_links WHERE case_id = $1")
-        .bind(a2)
-        .fetch_one(&w.app.db.pool)
-        .await
-        .unwrap();
+    let links: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM desk_person_links WHERE case_id = $1")
+            .bind(a2)
+            .fetch_one(&w.app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(links, 1);
 
     // A correction wins over the submissions before it; flags follow the person.
@@ -126,26 +166,57 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
         },
     )
     .await;
-    w.on_person(person_b, PersonCommand::OptOut { via: OptOutVia::Staff }).await;
-    w.on_person(person_b, PersonCommand::RecordBounce { code: 550, delivery_key: "k".into() }).await;
+    w.on_person(
+        person_b,
+        PersonCommand::OptOut {
+            via: OptOutVia::Staff,
+        },
+    )
+    .await;
+    w.on_person(
+        person_b,
+        PersonCommand::RecordBounce {
+            code: 550,
+            delivery_key: "k".into(),
+        },
+    )
+    .await;
     w.on_person(person_b, PersonCommand::Suspend).await;
     w.work(a2, &staff, CaseCommand::UndoMerge).await;
     w.sync().await;
     let p = w.person_row(person_b).await;
-    assert_eq!((p["name"].as_str(), p["email"].as_str()), (Some("新潟 華子"), Some("hanako@example.com")));
-    assert_eq!((p["opted_out"].as_bool(), p["bouncing"].as_bool(), p["suspended"].as_bool()), (Some(true), Some(true), Some(true)));
+    assert_eq!(
+        (p["name"].as_str(), p["email"].as_str()),
+        (Some("新潟 華子"), Some("hanako@example.com"))
+    );
+    assert_eq!(
+        (
+            p["opted_out"].as_bool(),
+            p["bouncing"].as_bool(),
+            p["suspended"].as_bool()
+        ),
+        (Some(true), Some(true), Some(true))
+    );
     assert!(w.case_row(a2).await["merged_into"].is_null());
 
     let live = contents(&w).await;
     rebuild_all(&w).await;
-    assert_eq!(contents(&w).await, live, "a rebuild from the log gives the same tables");
+    assert_eq!(
+        contents(&w).await,
+        live,
+        "a rebuild from the log gives the same tables"
+    );
 }
 
 #[tokio::test]
 async fn an_erased_person_is_scrubbed_live_and_after_a_rebuild() {
     let w = World::new().await;
     let (case_id, _) = w
-        .inquiry(&Applicant::new("消去 される", "ショウキョ サレル", "gone@example.jp"))
+        .inquiry(&Applicant::new(
+            "消去 される",
+            "ショウキョ サレル",
+            "gone@example.jp",
+        ))
         .await;
     let (kept, _) = w
         .inquiry(&Applicant::new("残る 人", "ノコル ヒト", "kept@example.jp"))
@@ -156,7 +227,18 @@ async fn an_erased_person_is_scrubbed_live_and_after_a_rebuild() {
     w.erase(person).await;
     w.sync().await;
     let p = w.person_row(person).await;
-    for col in ["name", "name_kana", "email", "phone", "postal_code", "address", "name_key", "kana_key", "email_key", "phone_key"] {
+    for col in [
+        "name",
+        "name_kana",
+        "email",
+        "phone",
+        "postal_code",
+        "address",
+        "name_key",
+        "kana_key",
+        "email_key",
+        "phone_key",
+    ] {
         assert!(p[col].is_null(), "{col} is scrubbed: {p}");
     }
     assert_eq!(p["erased"], true);
@@ -164,11 +246,18 @@ async fn an_erased_person_is_scrubbed_live_and_after_a_rebuild() {
     let row = w.case_row(case_id).await;
     assert!(row["summary"].is_null());
     assert_eq!(row["segment"], "i_turn", "statistics stay");
-    assert!(w.case_row(kept).await["summary"].is_string(), "others keep theirs");
+    assert!(
+        w.case_row(kept).await["summary"].is_string(),
+        "others keep theirs"
+    );
 
     let live = contents(&w).await;
     rebuild_all(&w).await;
-    assert_eq!(contents(&w).await, live, "the rebuild is as scrubbed as the live tables");
+    assert_eq!(
+        contents(&w).await,
+        live,
+        "the rebuild is as scrubbed as the live tables"
+    );
     let dump = serde_json::to_string(&contents(&w).await).unwrap();
     assert!(!dump.contains("gone@example.jp") && !dump.contains("消去"));
 }

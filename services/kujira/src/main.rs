@@ -189,7 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         let mailer = serve::mailer(&config, &store, clock)?;
                         kujira_scheduler::rules::run_once(
                             &rules,
-                            &serve::projector(&store),
+                            &serve::projector(&config, &store),
                             &mailer,
                             at,
                             &mut out,

@@ -138,6 +138,13 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
     let mailer = mailer(&config, &store, clock.clone())?;
     workers.spawn(mailer.run(shutdown.clone()));
     workers.spawn(rules(&config, &store).serve(clock.clone(), shutdown.clone()));
+    workers.spawn(kujira_privacy::retention::serve(
+        store.clone(),
+        config.retention,
+        config.timezone,
+        clock.clone(),
+        shutdown.clone(),
+    ));
     workers.spawn(kujira_desk::session_cleanup(
         db.pool.clone(),
         kujira_desk::SESSION_CLEANUP_EVERY,
@@ -207,6 +214,8 @@ pub fn mailer(
                 config.clone(),
             )))
             .with_renderer(Arc::new(kujira_desk::DeskMailTemplates::new(
+                config.clone(),
+            )))
             .with_renderer(Arc::new(kujira_scheduler::RuleMailTemplates::new(
                 config.clone(),
             ))),

@@ -1,9 +1,14 @@
 //! Retention (保有期間): persons with no activity for `KUJIRA_RETENTION` are erased,
 //! by the same erasure as a request, with the rule named in the record.
 
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
-use kujira_config::Retention;
+use kujira_config::{Clock, Retention};
 use kujira_store::Store;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::PrivacyError;
@@ -38,4 +43,57 @@ pub async fn run(
         tracing::info!(persons = due.len(), %rule, "retention erased persons past their period");
     }
     Ok(due)
+}
+
+/// When `kujira serve` applies retention: every day at 03:00 in the city's time
+/// zone (seconds first, as tokio-cron-scheduler reads it), a quiet hour for the
+/// database. Once at start-up too, so that a service stopped over night still
+/// erases what fell due.
+pub const SCHEDULE: &str = "0 0 3 * * *";
+
+/// Applies `retention` on [`SCHEDULE`] until `shutdown` is cancelled. A failed run is
+/// logged and tried again at the next one: the erasure is idempotent, and nothing
+/// is half-done (each person is erased in one transaction).
+pub async fn serve(
+    store: Store,
+    retention: Retention,
+    timezone: chrono_tz::Tz,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if retention.cutoff(clock.now()).is_none() {
+        tracing::info!("retention is off (KUJIRA_RETENTION=off)");
+        return Ok(());
+    }
+    run_logged(&store, retention, clock.now()).await;
+    let mut scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| anyhow!("cannot start the retention schedule: {e}"))?;
+    let job = Job::new_async_tz(SCHEDULE, timezone, move |_id, _scheduler| {
+        let store = store.clone();
+        let clock = clock.clone();
+        Box::pin(async move { run_logged(&store, retention, clock.now()).await })
+    })
+    .map_err(|e| anyhow!("cannot schedule retention: {e}"))?;
+    scheduler
+        .add(job)
+        .await
+        .map_err(|e| anyhow!("cannot schedule retention: {e}"))?;
+    scheduler
+        .start()
+        .await
+        .map_err(|e| anyhow!("cannot start the retention schedule: {e}"))?;
+    shutdown.cancelled().await;
+    scheduler
+        .shutdown()
+        .await
+        .map_err(|e| anyhow!("cannot stop the retention schedule: {e}"))
+        .context("retention")?;
+    Ok(())
+}
+
+async fn run_logged(store: &Store, retention: Retention, now: DateTime<Utc>) {
+    if let Err(e) = run(store, retention, now).await {
+        tracing::error!(error = %e, "retention run failed; it is tried again at the next run");
+    }
 }

@@ -45,8 +45,8 @@
 mod mailer;
 mod outbox;
 mod person;
-pub mod stats;
 pub mod rules;
+pub mod stats;
 mod unsubscribe;
 
 pub use mailer::message::{

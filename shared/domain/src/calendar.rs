@@ -31,8 +31,7 @@ pub fn holiday_name(date: NaiveDate) -> Option<&'static str> {
     // day after a run of holidays that began on a Sunday.
     if date.weekday() != Weekday::Sun {
         let mut d = date;
-        loop {
-            let Some(prev) = d.pred_opt() else { break };
+        while let Some(prev) = d.pred_opt() {
             if base_holiday(prev).is_none() {
                 break;
             }

@@ -91,8 +91,7 @@ impl World {
         .execute(&app.db.pool)
         .await
         .unwrap();
-        let (persons, cases) =
-            kujira_desk::case_projections(&app.store, app.config.timezone);
+        let (persons, cases) = kujira_desk::case_projections(&app.store, app.config.timezone);
         let projector = Projector::new(app.store.events().clone())
             .with(persons)
             .with(cases);
@@ -196,7 +195,10 @@ pub fn form_value(html: &str, action: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no form for {action}"));
     let rest = &html[start..];
     let needle = format!("name=\"{name}\" value=\"");
-    let i = rest.find(&needle).unwrap_or_else(|| panic!("no {name} in {action}")) + needle.len();
+    let i = rest
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {name} in {action}"))
+        + needle.len();
     let j = rest[i..].find('"').unwrap() + i;
     rest[i..j].to_owned()
 }
@@ -229,7 +231,12 @@ pub fn arc<T>(t: T) -> Arc<T> {
 
 impl World {
     /// Runs case work directly through the one command path, as `actor`.
-    pub async fn work(&self, case_id: Uuid, actor: &str, command: kujira_domain::casework::CaseCommand) {
+    pub async fn work(
+        &self,
+        case_id: Uuid,
+        actor: &str,
+        command: kujira_domain::casework::CaseCommand,
+    ) {
         use kujira_domain::inquiry::Consultation;
         let at = self.now();
         kujira_store::execute::<Consultation>(

@@ -138,6 +138,9 @@ fn phase_ja(phase: &str) -> &'static str {
     }
 }
 
+/// A titled list of lines, each with an optional link.
+type LinkedList = (String, Vec<(String, Option<String>)>);
+
 /// A mail's body as greeting, paragraphs, labelled rows, links and closing lines,
 /// turned into both alternatives so that the text and the HTML say the same.
 #[derive(Default)]
@@ -146,7 +149,7 @@ struct Body {
     paragraphs: Vec<String>,
     sections: Vec<(String, Vec<(String, String)>)>,
     /// Lists of lines, each with an optional link.
-    lists: Vec<(String, Vec<(String, Option<String>)>)>,
+    lists: Vec<LinkedList>,
     links: Vec<(String, String)>,
     closing: Vec<String>,
 }
@@ -491,7 +494,7 @@ impl Renderer<'_> {
 
     fn post_move(&self, to: &Addressee, days: u64) -> MailContent {
         let w = &self.config.words;
-        let since = if days % 30 == 0 {
+        let since = if days.is_multiple_of(30) {
             format!("{}か月", days / 30)
         } else {
             format!("{days}日")

@@ -33,6 +33,7 @@ const TYPES: &[&str] = &[
     "CaseMergeUndone",
     "TourScheduled",
     "TourPublished",
+    "TourDetailsChanged",
     "TourCancelled",
     "TourSignUpReceived",
     "TourSignUpConfirmed",
@@ -183,6 +184,22 @@ async fn tour(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<
         .bind(i32::try_from(s.details.capacity_parties).unwrap_or(i32::MAX))
         .bind(
             s.details
+                .max_people
+                .map(|m| i32::try_from(m).unwrap_or(i32::MAX)),
+        ),
+        // A moved tour moves its reminder and thank-you with it; raised capacity
+        // arrives as promotions of their own.
+        TourEvent::TourDetailsChanged(c) => sqlx::query(
+            "UPDATE rule_tours SET title = $2, starts_at = $3, ends_at = $4, \
+               capacity_parties = $5, max_people = $6 WHERE tour_id = $1",
+        )
+        .bind(tour_id)
+        .bind(c.details.title.clone())
+        .bind(c.details.starts_at)
+        .bind(c.details.ends_at)
+        .bind(i32::try_from(c.details.capacity_parties).unwrap_or(i32::MAX))
+        .bind(
+            c.details
                 .max_people
                 .map(|m| i32::try_from(m).unwrap_or(i32::MAX)),
         ),
