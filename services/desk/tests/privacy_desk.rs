@@ -367,10 +367,35 @@ async fn an_erasure_shows_as_pending_until_the_projections_carry_it_out() {
     let page = b.get(r.location().unwrap()).await;
     assert!(page.body.contains("削除済み"));
     assert_no_taro("the case page before the projections", &page.body);
-    w.sync().await;
+
+    // The person index has seen it, the erasure projection not yet: 処理中.
+    let only = |p: Arc<dyn kujira_projector::Projection>| {
+        kujira_projector::Projector::new(w.app.store.events().clone()).with_shared(p)
+    };
+    only(Arc::new(kujira_privacy::PersonIndexProjection))
+        .catch_up()
+        .await
+        .unwrap();
+    let privacy = b.get("/desk/privacy").await;
+    assert!(privacy.body.contains("消去の処理中</dt><dd>1人"));
+    assert!(privacy.body.contains("消去の記録はまだありません。"));
+    // The key is destroyed and the record written; the desk's projections lag.
+    only(Arc::new(kujira_privacy::ErasureProjection::new(
+        w.app.store.clone(),
+        None,
+    )))
+    .catch_up()
+    .await
+    .unwrap();
     let privacy = b.get("/desk/privacy").await;
     assert!(!privacy.body.contains("消去の処理中"));
     assert!(privacy.body.contains(&reference));
+    assert_eq!(privacy.body.matches("処理待ち").count(), 3, "three stores");
+    // Then they catch up.
+    w.sync().await;
+    let privacy = b.get("/desk/privacy").await;
+    assert!(!privacy.body.contains("処理待ち"));
+    assert_eq!(privacy.body.matches("：消去済み").count(), 3);
 }
 
 #[tokio::test]
