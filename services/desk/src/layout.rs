@@ -1,6 +1,7 @@
 //! The desk's page frame: Japanese, no JavaScript, phone and desktop, a skip link,
-//! the menu by role (the admin-only ユーザー entry is shown to admins only), the
-//! person logged in and the logout button (a POST with its CSRF token).
+//! the menu by role (the admin-only ユーザー, 監査ログ and 個人情報 entries are shown
+//! to admins only), the person logged in and the logout button (a POST with its
+//! CSRF token).
 //!
 //! ```ignore
 //! async fn board(staff: Staff) -> Result<Html<String>, AppError> {
@@ -27,6 +28,10 @@ pub enum Section {
     Kpi,
     /// ユーザー (`/desk/users`), admins only.
     Users,
+    /// 監査ログ (`/desk/audit`), admins only.
+    Audit,
+    /// 個人情報 (`/desk/privacy`): erasure records and holdings, admins only.
+    Privacy,
     /// A page outside the menu.
     None,
 }
@@ -99,7 +104,8 @@ pub fn page_with_css(
     css: &str,
     body: Markup,
 ) -> Markup {
-    let entries: [(Section, &str, &str, bool); 4] = [
+    let privacy = staff.can(Right::ManagePrivacy);
+    let entries: [(Section, &str, &str, bool); 6] = [
         (Section::Cases, "/desk", "案件", true),
         (Section::Tours, "/desk/tours", "ツアー", true),
         (Section::Kpi, "/desk/kpi", "KPI", true),
@@ -109,6 +115,8 @@ pub fn page_with_css(
             "ユーザー",
             staff.can(Right::ManageUsers),
         ),
+        (Section::Audit, "/desk/audit", "監査ログ", privacy),
+        (Section::Privacy, "/desk/privacy", "個人情報", privacy),
     ];
     html! {
         (DOCTYPE)

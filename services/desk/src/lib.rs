@@ -28,6 +28,7 @@ mod home;
 pub mod kpi;
 pub mod layout;
 pub mod persons;
+pub mod privacy;
 pub mod tours;
 pub mod users;
 
@@ -250,7 +251,12 @@ pub fn router(state: DeskState) -> Router {
             get(cases::new::reassign_form).post(cases::new::reassign),
         )
         .route("/desk/cases/{id}", get(cases::page::show))
+        .route("/desk/cases/{id}/export.json", get(privacy::export_json))
+        .route("/desk/cases/{id}/erase", post(privacy::erase))
         .route("/desk/cases/{id}/{action}", post(cases::actions::act))
+        .route("/desk/audit", get(audit::pages::show))
+        .route("/desk/audit.csv", get(audit::pages::csv))
+        .route("/desk/privacy", get(privacy::show))
         .route(
             "/desk/login",
             get(auth::login::form).post(auth::login::submit),

@@ -262,16 +262,53 @@ pub async fn scrubbed_by(
     record: &ErasureRecord,
     projections: &[&str],
 ) -> anyhow::Result<Vec<(String, bool)>> {
-    let txid: Option<i64> =
-        sqlx::query_scalar("SELECT transaction_id FROM events WHERE position = $1")
-            .bind(record.position)
-            .fetch_optional(pool)
-            .await?;
-    let mut out = Vec::new();
-    for name in projections {
-        let at = kujira_eventlog::EventStore::checkpoint(pool, name).await?;
-        let done = txid.is_some_and(|t| (at.transaction_id, at.position) >= (t, record.position));
-        out.push(((*name).to_owned(), done));
+    Ok(
+        scrubbed_by_each(pool, std::slice::from_ref(record), projections)
+            .await?
+            .pop()
+            .unwrap_or_default(),
+    )
+}
+
+/// [`scrubbed_by`] for many records at once (the admins' list of 消去記録): one
+/// query for the events' transactions and one per projection, whatever the number
+/// of records. The result is in the order of `records`.
+pub async fn scrubbed_by_each(
+    pool: &sqlx::PgPool,
+    records: &[ErasureRecord],
+    projections: &[&str],
+) -> anyhow::Result<Vec<Vec<(String, bool)>>> {
+    let positions: Vec<i64> = records.iter().map(|r| r.position).collect();
+    let rows = sqlx::query("SELECT position, transaction_id FROM events WHERE position = ANY($1)")
+        .bind(&positions)
+        .fetch_all(pool)
+        .await?;
+    let mut txids = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        txids.insert(
+            r.try_get::<i64, _>("position")?,
+            r.try_get::<i64, _>("transaction_id")?,
+        );
     }
-    Ok(out)
+    let mut checkpoints = Vec::with_capacity(projections.len());
+    for name in projections {
+        checkpoints.push((
+            (*name).to_owned(),
+            kujira_eventlog::EventStore::checkpoint(pool, name).await?,
+        ));
+    }
+    Ok(records
+        .iter()
+        .map(|record| {
+            let txid = txids.get(&record.position);
+            checkpoints
+                .iter()
+                .map(|(name, at)| {
+                    let done = txid
+                        .is_some_and(|t| (at.transaction_id, at.position) >= (*t, record.position));
+                    (name.clone(), done)
+                })
+                .collect()
+        })
+        .collect())
 }

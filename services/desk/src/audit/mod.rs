@@ -8,6 +8,10 @@
 //! shown unrecorded. One row per person, plus one row without a person for an
 //! export; the rows of one call share a `request_id`. `detail` must never hold
 //! personal data: name the page and the filters, never a search text or a value.
+//!
+//! Admins read the trail at `/desk/audit` and download it as CSV ([`pages`]).
+
+pub mod pages;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -26,9 +30,34 @@ pub enum AuditAction {
     SearchCases,
     /// `cases.csv` (with personal columns for admins and concierges).
     ExportCases,
+    /// A tour's roster page with the parties' personal columns.
+    ViewRoster,
+    /// A tour's `roster.csv` (with personal columns for admins and concierges).
+    ExportRoster,
+    /// An admin downloaded everything held about a person (開示, JSON).
+    ExportPerson,
+    /// An admin erased a person (消去); the erasure record says what was done.
+    ErasePerson,
+    /// An admin downloaded the audit trail as CSV (it names no one, but every
+    /// export is recorded).
+    ExportAudit,
 }
 
 impl AuditAction {
+    /// Every action, in the order the audit page's filter lists them.
+    pub const ALL: [AuditAction; 10] = [
+        Self::ViewCase,
+        Self::ViewBoard,
+        Self::ListCases,
+        Self::SearchCases,
+        Self::ExportCases,
+        Self::ViewRoster,
+        Self::ExportRoster,
+        Self::ExportPerson,
+        Self::ErasePerson,
+        Self::ExportAudit,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ViewCase => "view_case",
@@ -36,7 +65,17 @@ impl AuditAction {
             Self::ListCases => "list_cases",
             Self::SearchCases => "search_cases",
             Self::ExportCases => "export_cases",
+            Self::ViewRoster => "view_roster",
+            Self::ExportRoster => "export_roster",
+            Self::ExportPerson => "export_person",
+            Self::ErasePerson => "erase_person",
+            Self::ExportAudit => "export_audit",
         }
+    }
+
+    /// The action stored as `key` (`None` for a key this version does not know).
+    pub fn parse(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == key)
     }
 
     /// What an admin reads in the audit list.
@@ -47,12 +86,20 @@ impl AuditAction {
             Self::ListCases => "案件一覧の閲覧",
             Self::SearchCases => "案件の検索",
             Self::ExportCases => "案件のCSV出力",
+            Self::ViewRoster => "ツアー参加者名簿の閲覧",
+            Self::ExportRoster => "ツアー参加者名簿のCSV出力",
+            Self::ExportPerson => "個人情報の開示（JSON出力）",
+            Self::ErasePerson => "個人情報の消去",
+            Self::ExportAudit => "監査ログのCSV出力",
         }
     }
 
     /// Whether the action is an export (recorded even without personal columns).
     pub fn is_export(self) -> bool {
-        matches!(self, Self::ExportCases)
+        matches!(
+            self,
+            Self::ExportCases | Self::ExportRoster | Self::ExportPerson | Self::ExportAudit
+        )
     }
 }
 

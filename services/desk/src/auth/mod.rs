@@ -81,7 +81,10 @@ impl Role {
             Right::ViewPersonalData | Right::ActOnCases => {
                 matches!(self, Role::Admin | Role::Concierge)
             }
-            Right::ManageUsers | Right::ManageTours | Right::ManageSettings => self == Role::Admin,
+            Right::ManageUsers
+            | Right::ManageTours
+            | Right::ManageSettings
+            | Right::ManagePrivacy => self == Role::Admin,
         }
     }
 }
@@ -107,6 +110,9 @@ pub enum Right {
     ManageTours,
     /// KPI targets and desk settings.
     ManageSettings,
+    /// APPI duties: the audit trail, disclosure (開示) and erasure (消去) of a
+    /// person, the erasure records.
+    ManagePrivacy,
 }
 
 /// The logged-in, active staff member. As an extractor it answers anonymous
@@ -248,7 +254,8 @@ pub mod need {
         ActOnCases,
         ManageUsers,
         ManageTours,
-        ManageSettings
+        ManageSettings,
+        ManagePrivacy
     );
 }
 
@@ -293,12 +300,13 @@ mod tests {
             ManageUsers,
             ManageTours,
             ManageSettings,
+            ManagePrivacy,
         ] {
             assert!(Role::Admin.can(right), "admin {right:?}");
         }
         assert!(Role::Concierge.can(ViewPersonalData) && Role::Concierge.can(ActOnCases));
         assert!(!Role::Concierge.can(ManageUsers) && !Role::Concierge.can(ManageTours));
-        assert!(!Role::Concierge.can(ManageSettings));
+        assert!(!Role::Concierge.can(ManageSettings) && !Role::Concierge.can(ManagePrivacy));
         assert!(Role::Viewer.can(ViewAggregates));
         for right in [
             ViewPersonalData,
@@ -306,6 +314,7 @@ mod tests {
             ManageUsers,
             ManageTours,
             ManageSettings,
+            ManagePrivacy,
         ] {
             assert!(!Role::Viewer.can(right), "viewer {right:?}");
         }

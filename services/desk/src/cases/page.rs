@@ -281,6 +281,10 @@ pub fn done_ja(action: &str) -> Option<&'static str> {
         "suspend" => "利用停止にしました。",
         "lift-suspension" => "利用停止を解除しました。",
         "created" => "相談を登録しました。",
+        "erased" => {
+            "個人情報を消去しました（この方と、統合でつながった方のすべての案件・ツアーの申込が対象です）。消去記録は「個人情報」のページで確認できます。"
+        }
+        "erased-already" => "この方の個人情報はすでに消去済みです。",
         "nothing" => "変更はありませんでした（すでにその状態です）。",
         _ => return None,
     })
@@ -476,6 +480,9 @@ fn body(state: &DeskState, staff: &Staff, l: &Loaded, ui: &Ui, token: &str) -> M
         (submission_section(staff, l, erased, tz))
         @if staff.can(Right::ActOnCases) {
             (actions(staff, l, ui, token, today))
+        }
+        @if staff.can(Right::ManagePrivacy) {
+            (crate::privacy::case_panel(staff, l, ui))
         }
         @if !l.merged_here.is_empty() || !l.others.is_empty() {
             section.panel aria-labelledby="others-heading" {
@@ -897,6 +904,8 @@ fn page_css() -> Markup {
             "ol.timeline .meta{margin:0;font-size:.85rem;color:#4a4a4a}"
             "ol.timeline .what{margin:.1rem 0}"
             "ol.timeline .note{margin:.25rem 0;padding:.5rem;background:#f5f5f3;border-radius:4px}"
+            ".warning{border-left:6px solid #8a1c1c;background:#fdf0f0;padding:.5rem 1rem;margin:.5rem 0 1rem;border-radius:4px}"
+            ".button.danger{background:#8a1c1c;border-color:#8a1c1c;color:#fff}"
             "@media (max-width:40rem){dl.facts{grid-template-columns:1fr}}"
         }
     }

@@ -17,7 +17,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use roster::RosterProjection;
-pub(crate) use roster_pages::csv_response;
+pub(crate) use roster_pages::{csv_response, text_cell};
 
 use crate::DeskState;
 

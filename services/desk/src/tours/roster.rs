@@ -492,6 +492,8 @@ pub async fn tour(pool: &PgPool, tour_id: Uuid) -> sqlx::Result<Option<TourRow>>
 #[derive(Debug, Clone)]
 pub struct PartyRow {
     pub sign_up_id: Uuid,
+    /// Whose sign-up it is (for the audit trail of who saw the roster).
+    pub person_id: Uuid,
     pub arrival: i32,
     pub received_at: DateTime<Utc>,
     pub adults: i16,
@@ -532,7 +534,7 @@ pub struct PartyPersonal {
 /// cancelled ones; each group in order of arrival.
 pub async fn parties(pool: &PgPool, tour_id: Uuid) -> sqlx::Result<Vec<PartyRow>> {
     let rows = sqlx::query(
-        "SELECT sign_up_id, arrival, received_at, adults, children, prefecture, transport, source, \
+        "SELECT sign_up_id, person_id, arrival, received_at, adults, children, prefecture, transport, source, \
            status, promoted_at, cancelled_at, cancelled_was, attended, satisfaction, erased, \
            name, name_kana, email, phone, needs, children_ages, \
            CASE WHEN status = 'waitlisted' THEN \
@@ -562,6 +564,7 @@ pub async fn parties(pool: &PgPool, tour_id: Uuid) -> sqlx::Result<Vec<PartyRow>
             };
             Ok(PartyRow {
                 sign_up_id: r.try_get("sign_up_id")?,
+                person_id: r.try_get("person_id")?,
                 arrival: r.try_get("arrival")?,
                 received_at: r.try_get("received_at")?,
                 adults: r.try_get("adults")?,

@@ -6,6 +6,9 @@
 //! viewers) read 非表示 in place of the name, kana, email, phone, needs and
 //! children's ages, on the page and in the CSV alike; what remains (head counts,
 //! standing, transport, check-in) is what the city reports anyway.
+//!
+//! The audit trail records every roster view with personal columns (the parties'
+//! persons) and every CSV export (with the persons when it holds their data).
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -21,6 +24,7 @@ use uuid::Uuid;
 use super::roster::{self, PartyRow, TourRow};
 use super::{kind_ja, status_ja, tour_id};
 use crate::DeskState;
+use crate::audit::{self, AuditAction};
 use crate::auth::{Right, Staff};
 use crate::error::AppError;
 use crate::form::CsrfForm;
@@ -119,8 +123,11 @@ pub async fn page(
     staff.require(Right::ViewAggregates)?;
     let id = tour_id(&id)?;
     let (tour, parties) = tour_and_parties(&state, id).await?;
-    // TODO(audit): record the roster view (who, which tour) once the desk's audit
-    // log exists (services/desk/src/audit, the cases team's).
+    // Recorded before the page is drawn, for staff who see the parties' personal
+    // columns (a viewer's roster holds none).
+    if staff.can(Right::ViewPersonalData) {
+        record(&state, &staff, AuditAction::ViewRoster, id, &parties).await?;
+    }
     let tz = state.config().timezone;
     let now = state.now();
     let check_in_open = tour.status != "cancelled"
@@ -310,9 +317,44 @@ pub async fn attendance(
     }
 }
 
+/// Records a roster's view or export in the audit trail: the tour and the number of
+/// parties (never a value from the roster), and the parties' persons for staff who
+/// see their personal columns.
+async fn record(
+    state: &DeskState,
+    staff: &Staff,
+    action: AuditAction,
+    tour_id: Uuid,
+    parties: &[PartyRow],
+) -> Result<(), AppError> {
+    let personal = staff.can(Right::ViewPersonalData);
+    let persons: Vec<Uuid> = if personal {
+        parties.iter().map(|p| p.person_id).collect()
+    } else {
+        Vec::new()
+    };
+    let page = match action {
+        AuditAction::ExportRoster => "roster.csv",
+        _ => "roster",
+    };
+    audit::record(
+        state.pool(),
+        staff.id,
+        state.now(),
+        action,
+        &persons,
+        &format!(
+            "page=/desk/tours/{tour_id}/{page} tour={tour_id} parties={} personal_columns={personal}",
+            parties.len()
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 /// A text cell as Excel must not mistake for a formula (CSV injection): a leading
 /// `=`, `+`, `-`, `@`, tab or carriage return is escaped with an apostrophe.
-fn text_cell(s: &str) -> String {
+pub(crate) fn text_cell(s: &str) -> String {
     match s.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
         _ => s.to_owned(),
@@ -376,8 +418,8 @@ pub async fn csv(
     staff.require(Right::ViewAggregates)?;
     let id = tour_id(&id)?;
     let (tour, parties) = tour_and_parties(&state, id).await?;
-    // TODO(audit): record the export (who, which tour, how many rows) once the
-    // desk's audit log exists.
+    // Every export is recorded; with the parties' persons when it holds their data.
+    record(&state, &staff, AuditAction::ExportRoster, id, &parties).await?;
     let tz = state.config().timezone;
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())

@@ -82,7 +82,22 @@ impl Applicant {
 
 impl World {
     pub async fn new() -> Self {
-        let app = App::new().await;
+        Self::on(App::new().await, |_| Vec::new()).await
+    }
+
+    /// With the tables of more crates and more projections beside the case
+    /// projections (`more` gets the app, for projections that need its store).
+    pub async fn with(
+        migrators: &[&'static sqlx::migrate::Migrator],
+        more: impl FnOnce(&App) -> Vec<Arc<dyn kujira_projector::Projection>>,
+    ) -> Self {
+        Self::on(App::with_migrators(migrators).await, more).await
+    }
+
+    async fn on(
+        app: App,
+        more: impl FnOnce(&App) -> Vec<Arc<dyn kujira_projector::Projection>>,
+    ) -> Self {
         // Intake's reference sequence (the desk's test database has the desk's,
         // the log's and the vault's migrations).
         sqlx::raw_sql(include_str!(
@@ -92,9 +107,12 @@ impl World {
         .await
         .unwrap();
         let (persons, cases) = kujira_desk::case_projections(&app.store, app.config.timezone);
-        let projector = Projector::new(app.store.events().clone())
+        let mut projector = Projector::new(app.store.events().clone())
             .with(persons)
             .with(cases);
+        for p in more(&app) {
+            projector = projector.with_shared(p);
+        }
         let admin = app.user(ADMIN, Role::Admin).await.user_id;
         let concierge = app.user(CONCIERGE, Role::Concierge).await.user_id;
         let concierge2 = app.user(CONCIERGE2, Role::Concierge).await.user_id;
