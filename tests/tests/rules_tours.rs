@@ -193,3 +193,31 @@ async fn the_thank_you_goes_the_day_after_to_those_who_came_with_the_feedback_li
     let r = w.run(RuleName::TourThankYou, jst("2026-12-12T10:00")).await;
     assert!(r.queued.is_empty());
 }
+
+#[tokio::test]
+async fn a_tour_moved_a_week_later_moves_its_reminder_with_it() {
+    let w = World::new().await;
+    let tour = w
+        .tour(
+            jst("2026-12-04T10:00"),
+            jst("2026-12-04T16:00"),
+            5,
+            jst("2026-11-01T09:00"),
+        )
+        .await;
+    let (party, _) = w.sign_up(tour, jst("2026-11-20T12:00")).await;
+    // Staff move it to Friday 12-11: the reminder's moment becomes Tuesday 12-08.
+    w.move_tour(
+        tour,
+        jst("2026-12-11T10:00"),
+        jst("2026-12-11T16:00"),
+        5,
+        jst("2026-11-25T09:00"),
+    )
+    .await;
+
+    let r = w.run(RuleName::TourReminder, jst("2026-12-01T10:00")).await;
+    assert!(r.queued.is_empty(), "a reminder for the old date: {r:?}");
+    let r = w.run(RuleName::TourReminder, jst("2026-12-08T10:00")).await;
+    assert_eq!(r.queued, vec![keys::tour_reminder(tour, party)]);
+}

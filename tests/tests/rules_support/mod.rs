@@ -306,6 +306,37 @@ impl World {
         (sign_up_id, person)
     }
 
+    /// Staff move the tour created by [`World::tour`] to `starts`–`ends`, at `at`.
+    pub async fn move_tour(
+        &self,
+        tour: Uuid,
+        starts: DateTime<Utc>,
+        ends: DateTime<Utc>,
+        capacity: u32,
+        at: DateTime<Utc>,
+    ) {
+        self.on_tour(
+            tour,
+            TourCommand::ChangeDetails {
+                details: TourDetails {
+                    title: "親子で体験！柏崎の暮らし日帰りツアー".into(),
+                    kind: TourKind::DayTrip,
+                    starts_at: starts,
+                    ends_at: ends,
+                    meeting_place: "JR柏崎駅 改札前".into(),
+                    capacity_parties: capacity,
+                    max_people: None,
+                    fee_yen: 0,
+                    deadline: None,
+                    description: "海と里山の暮らしを体験します。".into(),
+                    audience: String::new(),
+                },
+                at,
+            },
+        )
+        .await;
+    }
+
     pub async fn cancel_sign_up(&self, tour: Uuid, sign_up: Uuid, at: DateTime<Utc>) {
         self.on_tour(
             tour,
