@@ -190,6 +190,87 @@ async fn destroying_the_key_erases_the_person_everywhere_and_frees_the_address()
     assert!(!store.vault().destroy(person).await.unwrap().key);
 }
 
+/// The rows `person_lookup` and `person_keys` hold for an address.
+async fn person_rows(db: &TestDb, vault: &Vault, address: &str) -> (Vec<Uuid>, i64) {
+    let lookups: Vec<Uuid> =
+        sqlx::query_scalar("SELECT person_id FROM person_lookup WHERE email_hash = $1")
+            .bind(&vault.email_hash(&email(address))[..])
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM person_keys")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    (lookups, keys)
+}
+
+/// An address this process has seen is first looked up by a plain read (a hint that
+/// is never trusted): whatever happened to the address meanwhile, here or in another
+/// process, the answer is the one the creating statement alone would give.
+#[tokio::test]
+async fn a_known_address_finds_its_person_whatever_happened_to_it_meanwhile() {
+    let db = db().await;
+    let here = store(&db).await;
+    let elsewhere = store(&db).await;
+    let (a, b) = (here.vault(), elsewhere.vault());
+    let address = "taro@example.jp";
+
+    // Seen here: the same person again, nothing written.
+    let first = a.person_for_email(&email(address)).await.unwrap();
+    assert!(first.created);
+    let again = a.person_for_email(&email("Taro@Example.jp")).await.unwrap();
+    assert_eq!((again.person_id, again.created), (first.person_id, false));
+    assert_eq!(
+        person_rows(&db, a, address).await,
+        (vec![first.person_id], 1)
+    );
+    // Its key is there to seal with, as before.
+    let stream = StreamName::new("consultation", Uuid::now_v7());
+    let sealed = append_one(
+        &here,
+        &stream,
+        inquiry(first.person_id, "柏崎 太郎", address),
+    )
+    .await;
+    assert_eq!(raw_data(&db, sealed).await["personal"]["sealed"], 1);
+
+    // Erased by another process, whose erasure this one has not read yet: the
+    // address starts a new person, and the erased one stays erased.
+    b.destroy(first.person_id).await.unwrap();
+    let second = a.person_for_email(&email(address)).await.unwrap();
+    assert!(second.created && second.person_id != first.person_id);
+    assert_eq!(
+        person_rows(&db, a, address).await,
+        (vec![second.person_id], 1)
+    );
+
+    // Unlinked by another process (an address corrected away): a new person too.
+    b.unlink_email(second.person_id, &email(address))
+        .await
+        .unwrap();
+    let third = a.person_for_email(&email(address)).await.unwrap();
+    assert!(third.created && third.person_id != second.person_id);
+
+    // A lookup left behind by an interrupted erasure (the key gone, the row still
+    // there): cleared, and a new person, as the creating statement does it.
+    sqlx::query("DELETE FROM person_keys WHERE person_id = $1")
+        .bind(third.person_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let fourth = a.person_for_email(&email(address)).await.unwrap();
+    assert!(fourth.created && fourth.person_id != third.person_id);
+    assert_eq!(person_rows(&db, a, address).await.0, vec![fourth.person_id]);
+
+    // Found by the other process too, and again here after this one erased it.
+    let other = b.person_for_email(&email(address)).await.unwrap();
+    assert_eq!((other.person_id, other.created), (fourth.person_id, false));
+    a.destroy(fourth.person_id).await.unwrap();
+    let fifth = a.person_for_email(&email(address)).await.unwrap();
+    assert!(fifth.created && fifth.person_id != fourth.person_id);
+}
+
 #[tokio::test]
 async fn a_wrong_or_missing_master_key_stops_the_start_up() {
     let db = db().await;
