@@ -68,8 +68,18 @@ fn p(lat: &[Duration], q: f64) -> Duration {
 #[derive(serde::Serialize)]
 #[serde(tag = "type", content = "data")]
 enum BenchEvent {
-    Appended { n: u64 },
-    Sized { text: String },
+    Appended {
+        n: u64,
+    },
+    Sized {
+        text: String,
+    },
+    /// A case-shaped fact with a personal part, which the store seals.
+    Personal {
+        person_id: Uuid,
+        personal: serde_json::Value,
+        text: String,
+    },
 }
 
 fn main() {
@@ -95,13 +105,17 @@ fn main() {
         config.submissions_per_ip_per_hour = 0;
         // Intake writes through the vault: every case's personal part sealed with its
         // person's key, found or created by a keyed hash of the address.
-        let personal = kujira_store::Store::new(
+        let personal_store = kujira_store::Store::new(
             store.clone(),
             kujira_store::Vault::unlock(pool, &config.master_key)
                 .await
                 .unwrap(),
         );
-        let state = IntakeState::new(Arc::new(config), personal, Arc::new(SystemClock));
+        let state = IntakeState::new(
+            Arc::new(config),
+            personal_store.clone(),
+            Arc::new(SystemClock),
+        );
         let app = kujira_intake::router(state);
         let in_process = app.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -163,6 +177,77 @@ fn main() {
         })
         .await;
 
+        // 1c. Diagnostics of what per-person encryption adds to a submission: finding
+        // the person by the keyed hash of a known address (one statement, no write),
+        // creating a new person (the lookup row and the wrapped data key, one
+        // statement that commits), and the case-shaped append with its personal part
+        // sealed by the store.
+        let vault = personal_store.vault().clone();
+        let known = kujira_domain::values::Email::parse("taro@example.jp").unwrap();
+        let (v, k) = (vault.clone(), known.clone());
+        let (known_lookup_rate, _) = run(move || {
+            let (v, k) = (v.clone(), k.clone());
+            async move { v.person_for_email(&k).await.is_ok() }
+        })
+        .await;
+        let v = vault.clone();
+        let (new_person_rate, _) = run(move || {
+            let v = v.clone();
+            async move {
+                let email = kujira_domain::values::Email::parse(&format!(
+                    "p{}@example.jp",
+                    Uuid::now_v7().simple()
+                ))
+                .unwrap();
+                v.person_for_email(&email).await.is_ok()
+            }
+        })
+        .await;
+        let person = vault.person_for_email(&known).await.unwrap().person_id;
+        let s = personal_store.clone();
+        let (sealed_append_rate, _) = run(move || {
+            let s = s.clone();
+            async move {
+                let meta = Metadata::new("bench", Uuid::now_v7());
+                let mut events = vec![
+                    NewEvent::encode(
+                        Uuid::now_v7(),
+                        &BenchEvent::Personal {
+                            person_id: person,
+                            personal: serde_json::json!({
+                                "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ",
+                                "email": "taro@example.jp", "phone": "090-1234-5678",
+                                "message": "あ".repeat(150),
+                            }),
+                            text: "あ".repeat(300),
+                        },
+                        meta.clone(),
+                    )
+                    .unwrap(),
+                ];
+                for _ in 0..2 {
+                    events.push(
+                        NewEvent::encode(
+                            Uuid::now_v7(),
+                            &BenchEvent::Sized {
+                                text: "あ".repeat(40),
+                            },
+                            meta.clone(),
+                        )
+                        .unwrap(),
+                    );
+                }
+                s.append(
+                    &StreamName::new("bench", Uuid::now_v7()),
+                    ExpectedVersion::NoStream,
+                    events,
+                )
+                .await
+                .is_ok()
+            }
+        })
+        .await;
+
         // 2. Inquiries through the API over HTTP.
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(CLIENTS)
@@ -205,6 +290,31 @@ fn main() {
         })
         .await;
 
+        // 2c. The same over HTTP, each submission from a new address: every one
+        // creates its person (a lookup row and a data key) before its case.
+        let (c, u) = (client.clone(), url.clone());
+        let (new_address_rate, new_address_lat) = run(move || {
+            let (c, u) = (c.clone(), u.clone());
+            async move {
+                let body = serde_json::json!({
+                    "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ",
+                    "email": format!("t{}@example.jp", Uuid::now_v7().simple()),
+                    "prefecture": "東京都", "segment": "i_turn", "topics": ["work", "housing"],
+                    "method": "online", "message": "冬の暮らしについて相談したいです。",
+                    "consent": true
+                })
+                .to_string();
+                let r = c
+                    .post(&u)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                matches!(r, Ok(r) if r.status() == 201)
+            }
+        })
+        .await;
+
         let (append_after, _) = run(single_append).await;
         let append_rate = (append_before + append_after) / 2.0;
 
@@ -239,6 +349,24 @@ fn main() {
             "  in process (router, no HTTP):    {oneshot_rate:>8.0} /s  ratio {:.2}, p99 {:.1} ms",
             oneshot_rate / append_rate,
             p(&oneshot_lat, 0.99).as_secs_f64() * 1e3
+        );
+        println!(
+            "  each from a new address (HTTP):  {new_address_rate:>8.0} /s  ratio {:.2}, p99 {:.1} ms",
+            new_address_rate / append_rate,
+            p(&new_address_lat, 0.99).as_secs_f64() * 1e3
+        );
+        println!(
+            "  vault: person of a known address {known_lookup_rate:>8.0} /s  ratio {:.2}",
+            known_lookup_rate / append_rate
+        );
+        println!(
+            "  vault: a new person (key, lookup) {new_person_rate:>7.0} /s  ratio {:.2}",
+            new_person_rate / append_rate
+        );
+        println!(
+            "  sealed case-shaped appends:      {sealed_append_rate:>8.0} /s  ratio {:.2} (raw {:.2})",
+            sealed_append_rate / append_rate,
+            case_append_rate / append_rate
         );
         println!(
             "  GET /inquiry renders:            {render_rate:>8.0} /s  (ratio to appends {:.2})",
