@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use intake_support::{App, inquiry_json};
+use kujira_store::Store;
 
 #[tokio::test]
 async fn a_valid_inquiry_gets_201_with_the_case_id_and_its_reference() {
@@ -105,6 +106,58 @@ async fn the_log_holds_no_personal_data_and_one_address_is_one_person() {
         assert!(e.2["person_id"].is_string(), "{}", e.2);
         assert!(e.2.get("personal").is_none(), "{}", e.2);
     }
+}
+
+/// A submission's person is chosen without asking the database and checked by the
+/// append itself. When the choice no longer holds (another process erased the
+/// person, or created one for the address first), the inquiry is neither lost nor
+/// sealed with a destroyed key: it goes to the right person.
+#[tokio::test]
+async fn an_inquiry_finds_its_person_even_when_another_process_changed_it_meanwhile() {
+    let app = App::new().await;
+    let elsewhere = Store::open(app.db.pool.clone(), &app.config.master_key)
+        .await
+        .unwrap();
+    let person_of = |case: serde_json::Value| {
+        let app = &app;
+        async move {
+            let stream = kujira_eventlog::StreamName::new(
+                "consultation",
+                uuid::Uuid::parse_str(case["id"].as_str().unwrap()).unwrap(),
+            );
+            let read = app.store.read_stream(&stream, 0, 1).await.unwrap();
+            assert_eq!(read[0].data["personal"]["name"], "柏崎 花子", "readable");
+            uuid::Uuid::parse_str(read[0].data["person_id"].as_str().unwrap()).unwrap()
+        }
+    };
+    let body = inquiry_json().to_string();
+    let first = app.post_json(&body, None).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let p1 = person_of(first.json()).await;
+
+    // Erased by another process, before this one heard of it.
+    elsewhere.vault().destroy(p1).await.unwrap();
+    let second = app.post_json(&body, None).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    let p2 = person_of(second.json()).await;
+    assert_ne!(p2, p1, "a new person, not the erased one");
+
+    // A new address that another process gave a person first.
+    let mut j = inquiry_json();
+    j["email"] = "jiro@example.jp".into();
+    let theirs = elsewhere
+        .vault()
+        .person_for_email(&kujira_domain::values::Email::parse("jiro@example.jp").unwrap())
+        .await
+        .unwrap();
+    let third = app.post_json(&j.to_string(), None).await;
+    assert_eq!(third.status, StatusCode::CREATED, "{}", third.body);
+    assert_eq!(person_of(third.json()).await, theirs.person_id);
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM person_keys")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 2, "no key left behind by the choice that lost");
 }
 
 #[tokio::test]

@@ -13,9 +13,10 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
 use kujira_privacy::PrivacyError;
 use kujira_privacy::erasure::{ErasureRecord, Target};
 use kujira_web::fields::{self, Field, InputOpts};
@@ -308,12 +309,32 @@ fn rule_ja(rule: Option<&str>) -> String {
 
 /// `GET /desk/privacy` (admins): the persons held and erased, by fiscal year, and
 /// every 消去記録 with what each store did.
-pub async fn show(State(state): State<DeskState>, staff: Staff) -> Result<Response, AppError> {
+pub async fn show(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(params): Query<PrivacyParams>,
+) -> Result<Response, AppError> {
     staff.require(Right::ManagePrivacy)?;
+    let after = match params.after.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
+            AppError::BadRequest("ページの指定（after）が正しくありません。".into())
+        })?),
+    };
     let pool = state.pool();
     let tz = state.config().timezone;
     let stats = kujira_privacy::stats::stats(pool, tz).await?;
-    let records = kujira_privacy::erasure::records(pool).await?;
+    let mut records =
+        kujira_privacy::erasure::records_page(pool, after, RECORDS_PER_PAGE + 1).await?;
+    let more = records.len() as i64 > RECORDS_PER_PAGE;
+    records.truncate(RECORDS_PER_PAGE as usize);
+    let next = more
+        .then(|| {
+            records
+                .last()
+                .map(|r| encode_cursor(r.erased_at, r.person_id))
+        })
+        .flatten();
     let names: Vec<&str> = SCRUBBING_PROJECTIONS.iter().map(|(n, _)| *n).collect();
     let scrubbed = kujira_privacy::erasure::scrubbed_by_each(pool, &records, &names).await?;
     // Erasures recorded in the log that the erasure projection has not carried out yet.
@@ -400,7 +421,9 @@ pub async fn show(State(state): State<DeskState>, staff: Staff) -> Result<Respon
             p.help {
                 "消去した方の個人情報は記録していません。対象は案件の連番で示します。バックアップに残る暗号鍵は、バックアップの保存期間が過ぎた時点で消去が完了します。"
             }
-            @if records.is_empty() {
+            @if records.is_empty() && after.is_some() {
+                p role="status" { "これより古い消去記録はありません。" }
+            } @else if records.is_empty() {
                 p role="status" { "消去の記録はまだありません。" }
             } @else {
                 (layout::table_region("消去記録", html! {
@@ -421,12 +444,23 @@ pub async fn show(State(state): State<DeskState>, staff: Staff) -> Result<Respon
                     }
                 }))
             }
+            @if after.is_some() || next.is_some() {
+                nav.pager aria-label="消去記録のページ" {
+                    @if after.is_some() {
+                        a href="/desk/privacy" { "← 最新の記録" }
+                    }
+                    @if let Some(n) = &next {
+                        a href={ "/desk/privacy?after=" (n) } rel="next" { "古い記録 →" }
+                    }
+                }
+            }
         }
         style {
             "dl.facts{display:grid;grid-template-columns:minmax(10rem,max-content) 1fr;gap:.35rem 1rem;margin:0 0 1rem}"
             "dl.facts dt{font-weight:700;color:#4a4a4a}"
             "dl.facts dd{margin:0}"
             "ul.done{margin:0;padding-left:1.1rem}"
+            ".pager{display:flex;gap:1rem;margin:1rem 0}"
             ".pending{color:#8a4b00;font-weight:700}"
             "@media (max-width:40rem){dl.facts{grid-template-columns:1fr}}"
         }
@@ -435,6 +469,29 @@ pub async fn show(State(state): State<DeskState>, staff: Staff) -> Result<Respon
         Html(layout::page(&staff, Section::Privacy, "個人情報の管理", body).into_string())
             .into_response(),
     )
+}
+
+/// Erasure records shown per page of `/desk/privacy`.
+const RECORDS_PER_PAGE: i64 = 100;
+
+/// `GET /desk/privacy`'s query: `after`, the last record of the page before.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PrivacyParams {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// A record's keyset position: `<erased_at in µs>_<person id>`.
+fn encode_cursor(at: DateTime<Utc>, person_id: Uuid) -> String {
+    format!("{}_{}", at.timestamp_micros(), person_id.simple())
+}
+
+fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (t, id) = s.split_once('_')?;
+    Some((
+        DateTime::from_timestamp_micros(t.parse().ok()?)?,
+        Uuid::parse_str(id).ok()?,
+    ))
 }
 
 fn record_row(

@@ -30,6 +30,30 @@ async fn rebuild_all(w: &World) {
     }
 }
 
+/// The board's counters (`desk_case_counts`) hold what counting `desk_cases` gives.
+async fn assert_counters_match_the_cases(w: &World) {
+    let rows = |sql: &'static str| async move {
+        let mut v: Vec<(String, chrono::NaiveDate, i64)> =
+            sqlx::query_as(sql).fetch_all(&w.app.db.pool).await.unwrap();
+        v.sort();
+        v
+    };
+    let kept = rows("SELECT counter, day, n FROM desk_case_counts").await;
+    let counted = rows(
+        "SELECT counter, day, count(*) FROM ( \
+           SELECT CASE WHEN closed_at IS NOT NULL THEN 'closed' ELSE phase END AS counter, \
+                  DATE '1970-01-01' AS day FROM desk_cases WHERE merged_into IS NULL \
+           UNION ALL SELECT 'next_action', next_action FROM desk_cases \
+             WHERE closed_at IS NULL AND merged_into IS NULL AND next_action IS NOT NULL \
+           UNION ALL SELECT 'first_contact', first_contact_due FROM desk_cases \
+             WHERE closed_at IS NULL AND merged_into IS NULL AND contacts = 0 \
+               AND first_contact_due IS NOT NULL) c GROUP BY counter, day",
+    )
+    .await;
+    assert!(!kept.is_empty(), "the counters were never written");
+    assert_eq!(kept, counted, "the board's counters drifted from the cases");
+}
+
 #[tokio::test]
 async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_tables() {
     let w = World::new().await;
@@ -107,6 +131,7 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
     )
     .await;
     w.sync().await;
+    assert_counters_match_the_cases(&w).await;
 
     let row = w.case_row(a).await;
     assert_eq!(row["reference"], ref_a.as_str());
@@ -198,6 +223,7 @@ async fn the_projections_follow_cases_and_persons_and_a_rebuild_gives_the_same_t
         (Some(true), Some(true), Some(true))
     );
     assert!(w.case_row(a2).await["merged_into"].is_null());
+    assert_counters_match_the_cases(&w).await;
 
     let live = contents(&w).await;
     rebuild_all(&w).await;

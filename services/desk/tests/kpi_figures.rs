@@ -682,6 +682,28 @@ async fn figures_of_two_fiscal_years_split_on_april_first_in_tokyo() {
     );
 }
 
+/// `kpi_cases.tour_people`, kept by the projection, is what joining each case with
+/// its person's tour parties gives (the cohort query did that join at every view).
+async fn assert_tour_people_follow_the_parties(app: &App) {
+    let rows: Vec<(uuid::Uuid, Option<i16>, Option<i16>)> = sqlx::query_as(
+        "SELECT c.case_id, c.tour_people, took.people FROM kpi_cases c LEFT JOIN ( \
+           SELECT p.person_id, max(p.adults + p.children) AS people \
+           FROM kpi_tour_parties p JOIN kpi_tours t ON t.tour_id = p.tour_id \
+           WHERE p.status = 'confirmed' AND p.attended IS DISTINCT FROM false AND NOT t.cancelled \
+           GROUP BY p.person_id) took ON took.person_id = c.person_id ORDER BY c.case_id",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        rows.iter().any(|r| r.1.is_some()),
+        "the scenario has a case whose person took a tour"
+    );
+    for (case, kept, joined) in rows {
+        assert_eq!(kept, joined, "tour_people of case {case}");
+    }
+}
+
 #[tokio::test]
 async fn the_csv_is_byte_identical_before_and_after_an_erasure_and_a_rebuild_equals_live() {
     let app = app().await;
@@ -716,6 +738,7 @@ async fn the_csv_is_byte_identical_before_and_after_an_erasure_and_a_rebuild_equ
     p.catch_up().await.unwrap();
     assert_eq!(viewer.get("/desk/kpi.csv?fy=2026").await.body, before_26);
     assert_eq!(viewer.get("/desk/kpi.csv?fy=2025").await.body, before_25);
+    assert_tour_people_follow_the_parties(&app).await;
 
     let projection = KpiProjection::new(app.config.timezone);
     let live = kujira_projector::testing::projection_contents(&app.db.pool, &projection)
@@ -768,4 +791,81 @@ async fn every_role_sees_the_dashboard_and_only_admins_set_targets() {
     // Anonymous: to the login page.
     let res = app.browser().get("/desk/kpi.csv").await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_mail_counters_follow_every_change_of_a_delivery() {
+    let app = app().await;
+    let pool = &app.db.pool;
+    let at = jst("2026-05-31T23:40:00");
+    mail(&app, 1, "sent", at).await;
+    mail(&app, 2, "failed", at).await;
+    mail(&app, 3, "pending", at).await;
+    mail(&app, 4, "failed", jst("2026-06-02T09:00:00")).await;
+    // A failed mail retried, then sent in June; a pending one sent; another cancelled.
+    sqlx::query("UPDATE mail_deliveries SET status = 'pending', failed_at = NULL WHERE key = 'k4'")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE mail_deliveries SET status = 'sent', sent_at = $1 WHERE key IN ('k3', 'k4')",
+    )
+    .bind(jst("2026-06-03T10:00:00"))
+    .execute(pool)
+    .await
+    .unwrap();
+    // Claims and attempts leave the counters alone.
+    sqlx::query("UPDATE mail_deliveries SET attempts = attempts + 1")
+        .execute(pool)
+        .await
+        .unwrap();
+    let counts = |from: &str, to: &str| {
+        let (from, to) = (jst(from), jst(to));
+        async move {
+            kujira_scheduler::stats::mail_counts(pool, from, to, "Asia/Tokyo")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.month.to_string(), m.sent, m.failed))
+                .collect::<Vec<_>>()
+        }
+    };
+    let by_rows = |from: &str, to: &str| {
+        let (from, to) = (jst(from), jst(to));
+        async move {
+            sqlx::query_as::<_, (String, i64, i64)>(
+                "SELECT to_char(m, 'YYYY-MM-DD'), sum(s)::int8, sum(f)::int8 FROM ( \
+                   SELECT date_trunc('month', sent_at AT TIME ZONE 'Asia/Tokyo') m, 1 s, 0 f \
+                   FROM mail_deliveries WHERE status = 'sent' AND sent_at >= $1 AND sent_at < $2 \
+                   UNION ALL \
+                   SELECT date_trunc('month', failed_at AT TIME ZONE 'Asia/Tokyo'), 0, 1 \
+                   FROM mail_deliveries WHERE status = 'failed' AND failed_at >= $1 \
+                     AND failed_at < $2) x GROUP BY 1 ORDER BY 1",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        }
+    };
+    let year = ("2026-04-01T00:00:00", "2027-04-01T00:00:00");
+    assert_eq!(
+        counts(year.0, year.1).await,
+        vec![
+            ("2026-05-01".to_owned(), 1, 1),
+            ("2026-06-01".to_owned(), 2, 0)
+        ],
+        "May: one sent and one failed at 23:40 in Tokyo; June: the retried and the pending one"
+    );
+    assert_eq!(counts(year.0, year.1).await, by_rows(year.0, year.1).await);
+    sqlx::query("DELETE FROM mail_deliveries WHERE key = 'k1'")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(counts(year.0, year.1).await, by_rows(year.0, year.1).await);
+    assert_eq!(
+        counts("2026-06-01T00:00:00", "2026-07-01T00:00:00").await,
+        vec![("2026-06-01".to_owned(), 2, 0)]
+    );
 }

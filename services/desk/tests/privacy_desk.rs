@@ -399,6 +399,65 @@ async fn an_erasure_shows_as_pending_until_the_projections_carry_it_out() {
 }
 
 #[tokio::test]
+async fn the_erasure_records_page_by_keyset_a_hundred_at_a_time() {
+    let w = world().await;
+    // 105 records (as retention leaves them over years), two of them at the same
+    // moment so that the keyset needs its second column.
+    let base = w.now();
+    for i in 0..105i64 {
+        let at = base - chrono::Duration::minutes(if i == 50 { 49 } else { i });
+        sqlx::query(
+            "INSERT INTO erasure_records (person_id, position, erased_at, actor, rule, cases, \
+               key_destroyed, lookups_removed, mails_cancelled, mail_files_deleted) \
+             VALUES ($1, $2, $3, 'system:retention', 'retention:5y', $4, true, 1, 0, 0)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(i + 1)
+        .bind(at)
+        .bind(vec![format!("2020-R{i:03}")])
+        .execute(&w.app.db.pool)
+        .await
+        .unwrap();
+    }
+    let mut b = w.browser(ADMIN).await;
+    let shown = |body: &str| {
+        (0..105)
+            .filter(|i| body.contains(&format!("2020-R{i:03}")))
+            .collect::<Vec<_>>()
+    };
+    let first = b.get("/desk/privacy").await;
+    assert_eq!(first.status, StatusCode::OK);
+    let on_first = shown(&first.body);
+    assert_eq!(on_first.len(), 100, "a hundred on the first page");
+    assert!(on_first.contains(&0), "the newest first");
+    let next = first
+        .body
+        .split("rel=\"next\"")
+        .next()
+        .unwrap()
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(next.starts_with("/desk/privacy?after="), "{next}");
+    let second = b.get(&next).await;
+    let on_second = shown(&second.body);
+    assert_eq!(on_second.len(), 5, "the five oldest: {on_second:?}");
+    assert!(
+        on_second.iter().all(|i| !on_first.contains(i)),
+        "no record on both pages"
+    );
+    assert!(!second.body.contains("rel=\"next\"") && second.body.contains("最新の記録"));
+
+    let bad = b.get("/desk/privacy?after=yesterday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("ページの指定"), "a Japanese message");
+}
+
+#[tokio::test]
 async fn the_export_holds_the_persons_data_and_leaves_an_audit_row() {
     let w = world().await;
     let (case_id, reference) = w.inquiry(&taro()).await;

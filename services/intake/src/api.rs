@@ -288,7 +288,10 @@ pub async fn create_inquiry(
     let opened = cases::open(&s, sub, &email, |opening| {
         ConsultationCommand::SubmitInquiry {
             mails: mail::inquiry_queue(&opening),
-            submission: InquirySubmitted { opening, inquiry },
+            submission: InquirySubmitted {
+                opening,
+                inquiry: inquiry.clone(),
+            },
         }
     })
     .await

@@ -181,6 +181,14 @@ impl Submission {
 /// lets `make` build the command from the opening (the mails need the reference and
 /// the person), decides, and appends everything at once through the one command path.
 ///
+/// The person is chosen without a round trip ([`kujira_store::Vault::person_guard`]:
+/// the one this process last found for the address, or a new one) and checked in
+/// the statement that appends the case, which for a new person also writes their
+/// lookup and key. When the check fails (the address found somebody else meanwhile,
+/// or the person was erased), nothing was written: the person is looked up in the
+/// database and the case appended again, still checked. `make` may so be called
+/// more than once.
+///
 /// The public form and the API open cases with [`Submission::by_applicant`]; the
 /// staff desk with [`Submission::by_staff`] (channel `Desk`, its `desk_source`, the
 /// staff member as the actor). The case id makes it idempotent either way.
@@ -188,21 +196,69 @@ pub async fn open(
     state: &IntakeState,
     sub: Submission,
     email: &Email,
-    make: impl FnOnce(CaseOpening) -> ConsultationCommand,
+    make: impl Fn(CaseOpening) -> ConsultationCommand,
 ) -> Result<Opened, OpenError> {
-    let person = state
-        .store()
-        .vault()
-        .person_for_email(email)
-        .await
-        .map_err(kujira_store::StoreError::from)?;
+    let vault = state.store().vault();
     let number = state.inner.references.next(state.store().pool()).await?;
     let now = state.kit().now();
     let year = now.with_timezone(&state.config().timezone).year();
+    let reference = format!("{year}-{number:04}");
+    let mut person = vault
+        .person_guard(email)
+        .map_err(kujira_store::StoreError::from)?;
+    for attempt in 1..=GUARD_ATTEMPTS {
+        match open_as(state, &sub, &person, &reference, now, &make).await {
+            Err(OpenError::Store(kujira_store::StoreError::Log(
+                kujira_eventlog::Error::GuardFailed,
+            ))) if attempt < GUARD_ATTEMPTS => {
+                vault.guard_failed(&person);
+                let found = vault
+                    .person_for_email(email)
+                    .await
+                    .map_err(kujira_store::StoreError::from)?;
+                person = vault.known_guard(email, found.person_id);
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    OpenError::Store(kujira_store::StoreError::Log(
+                        kujira_eventlog::Error::GuardFailed
+                    ))
+                ) {
+                    vault.guard_failed(&person);
+                }
+                return Err(e);
+            }
+            Ok(opened) => {
+                if opened.replayed {
+                    // A twin request opened the case, with the person it chose.
+                    vault.guard_failed(&person);
+                } else {
+                    vault.guard_held(&person);
+                }
+                return Ok(opened);
+            }
+        }
+    }
+    Err(OpenError::Contended)
+}
+
+/// How often a case is appended again after its person's guard failed: each
+/// failure means that the address or the person changed within milliseconds.
+const GUARD_ATTEMPTS: u32 = 3;
+
+async fn open_as(
+    state: &IntakeState,
+    sub: &Submission,
+    person: &kujira_store::PersonGuard,
+    reference: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    make: &impl Fn(CaseOpening) -> ConsultationCommand,
+) -> Result<Opened, OpenError> {
     let opening = CaseOpening {
         case_id: sub.case_id,
-        person_id: person.person_id,
-        reference: format!("{year}-{number:04}"),
+        person_id: person.person.person_id,
+        reference: reference.to_owned(),
         channel: sub.channel,
         submitted_at: now,
         privacy_purpose: state.config().words.privacy_purpose.clone(),
@@ -221,6 +277,7 @@ pub async fn open(
         ))
         .correlation(sub.correlation_id)
         .new_stream()
+        .guard(person.guard.clone())
         .with(
             "channel",
             match sub.channel {
@@ -251,7 +308,7 @@ pub async fn open(
             case_id: sub.case_id,
             reference,
             replayed: false,
-            fingerprint: sub.fingerprint,
+            fingerprint: sub.fingerprint.clone(),
         }),
         // Answer with the case the twin opened, and its reference.
         Ok(_) => find(state, sub.case_id).await?.ok_or(OpenError::Corrupt),

@@ -6,7 +6,7 @@
 //! personal data stays in one fact. The mailer renders them when it sends them, with
 //! [`MailTemplates`], from the case's opening fact.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use kujira_config::Config;
 use kujira_domain::inquiry::ConsultationEvent;
@@ -19,28 +19,7 @@ use kujira_domain::mail::{
 use kujira_domain::person::ContactDetails;
 use maud::{Markup, html};
 
-fn weekday_ja(w: Weekday) -> &'static str {
-    match w {
-        Weekday::Mon => "月",
-        Weekday::Tue => "火",
-        Weekday::Wed => "水",
-        Weekday::Thu => "木",
-        Weekday::Fri => "金",
-        Weekday::Sat => "土",
-        Weekday::Sun => "日",
-    }
-}
-
-/// `2026年11月27日（金）`
-pub fn date_ja(d: NaiveDate) -> String {
-    format!(
-        "{}年{}月{}日（{}）",
-        d.year(),
-        d.month(),
-        d.day(),
-        weekday_ja(d.weekday())
-    )
-}
+pub use kujira_domain::calendar::date_ja;
 
 /// `2026年11月27日（金）10:00`, in the city's time zone.
 pub fn datetime_ja(t: DateTime<Utc>, tz: Tz) -> String {

@@ -258,14 +258,20 @@ pub async fn submit(
                 Valid::TourRequest(r) => r.personal.known().map(|p| p.email.clone()),
             }
             .ok_or_else(|| internal(&"a validated submission has no personal part"))?;
-            cases::open(s, sub, &email, |opening| match valid {
+            cases::open(s, sub, &email, |opening| match &valid {
                 Valid::Inquiry(inquiry) => ConsultationCommand::SubmitInquiry {
                     mails: mail::inquiry_queue(&opening),
-                    submission: InquirySubmitted { opening, inquiry },
+                    submission: InquirySubmitted {
+                        opening,
+                        inquiry: inquiry.clone(),
+                    },
                 },
                 Valid::TourRequest(request) => ConsultationCommand::SubmitTourRequest {
                     mails: mail::tour_request_queue(&opening),
-                    submission: TourRequestSubmitted { opening, request },
+                    submission: TourRequestSubmitted {
+                        opening,
+                        request: request.clone(),
+                    },
                 },
             })
             .await

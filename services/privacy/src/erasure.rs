@@ -229,11 +229,26 @@ pub struct ErasureRecord {
 
 /// Every erasure record, newest first.
 pub async fn records(pool: &sqlx::PgPool) -> anyhow::Result<Vec<ErasureRecord>> {
+    records_page(pool, None, i64::MAX).await
+}
+
+/// Up to `limit` erasure records, newest first (by `erased_at`, then `person_id`),
+/// after the record `after` names as `(erased_at, person_id)`: keyset paging.
+pub async fn records_page(
+    pool: &sqlx::PgPool,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> anyhow::Result<Vec<ErasureRecord>> {
     let rows = sqlx::query(
         "SELECT person_id, position, erased_at, actor, rule, cases, tour_sign_ups, \
                 key_destroyed, lookups_removed, mails_cancelled, mail_files_deleted \
-         FROM erasure_records ORDER BY erased_at DESC, person_id",
+         FROM erasure_records \
+         WHERE $1::timestamptz IS NULL OR erased_at < $1 OR (erased_at = $1 AND person_id > $2) \
+         ORDER BY erased_at DESC, person_id LIMIT $3",
     )
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     rows.iter()

@@ -7,7 +7,7 @@
 //! Keys are deterministic, one per (fact, recipient), so a retried command can never
 //! request a mail twice.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use icalendar::{Calendar, Component, EventLike};
 use kujira_config::Config;
@@ -40,11 +40,8 @@ pub mod templates {
 pub fn ja_datetime(tz: Tz, at: DateTime<Utc>) -> String {
     let local = at.with_timezone(&tz);
     format!(
-        "{}年{}月{}日（{}）{}",
-        local.year(),
-        local.month(),
-        local.day(),
-        weekday_ja(local.weekday()),
+        "{}{}",
+        kujira_domain::calendar::date_ja(local.date_naive()),
         local.format("%H:%M")
     )
 }
@@ -56,19 +53,6 @@ pub fn ja_span(tz: Tz, starts: DateTime<Utc>, ends: DateTime<Utc>) -> String {
         format!("{}〜{}", ja_datetime(tz, starts), e.format("%H:%M"))
     } else {
         format!("{} 〜 {}", ja_datetime(tz, starts), ja_datetime(tz, ends))
-    }
-}
-
-fn weekday_ja(w: chrono::Weekday) -> &'static str {
-    use chrono::Weekday::*;
-    match w {
-        Mon => "月",
-        Tue => "火",
-        Wed => "水",
-        Thu => "木",
-        Fri => "金",
-        Sat => "土",
-        Sun => "日",
     }
 }
 

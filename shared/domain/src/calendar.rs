@@ -22,6 +22,30 @@
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
+/// The day of the week as Japanese write it in a date: `月` … `日`.
+pub fn weekday_ja(w: Weekday) -> &'static str {
+    match w {
+        Weekday::Mon => "月",
+        Weekday::Tue => "火",
+        Weekday::Wed => "水",
+        Weekday::Thu => "木",
+        Weekday::Fri => "金",
+        Weekday::Sat => "土",
+        Weekday::Sun => "日",
+    }
+}
+
+/// A date as every page and mail writes it: `2026年12月1日（火）`.
+pub fn date_ja(d: NaiveDate) -> String {
+    format!(
+        "{}年{}月{}日（{}）",
+        d.year(),
+        d.month(),
+        d.day(),
+        weekday_ja(d.weekday())
+    )
+}
+
 /// The name of the national holiday on `date`, if it is one.
 pub fn holiday_name(date: NaiveDate) -> Option<&'static str> {
     if let Some(name) = base_holiday(date) {

@@ -116,8 +116,8 @@ pub use store::{
     read_batch_with,
 };
 pub use types::{
-    AppendResult, Batch, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
-    StreamName,
+    AppendResult, Batch, Checkpoint, Error, ExpectedVersion, Guard, GuardValue, Metadata, NewEvent,
+    RecordedEvent, StreamName,
 };
 
 /// The migrations that create the event log's tables.

@@ -13,8 +13,8 @@ mod transaction;
 pub use transaction::Transaction;
 
 use crate::types::{
-    AppendResult, Batch, Checkpoint, Error, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
-    StreamName,
+    AppendResult, Batch, Checkpoint, Error, ExpectedVersion, Guard, GuardValue, Metadata, NewEvent,
+    RecordedEvent, StreamName,
 };
 
 /// The channel that carries the (empty) wake-up hint.
@@ -43,6 +43,24 @@ const MANY_AFTER: &str = "INSERT INTO events \
           WITH ORDINALITY AS e(id, t, d, m, ord) \
      WHERE EXISTS (SELECT 1 FROM events WHERE stream_name = $1 AND stream_version = $2) \
      RETURNING position";
+
+/// The statement of a guarded append to a new stream: the guard's CTEs, then the
+/// insert of [`SINGLE_NEW`] or [`MANY_NEW`], only if `guard` returns a row.
+fn guarded_sql(single: bool, guard: &Guard) -> String {
+    let insert = if single {
+        "SELECT $3, $1, $2 + 1, $4, $5, $6"
+    } else {
+        "SELECT e.id, $1, $2 + e.ord, e.t, e.d, e.m \
+         FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) \
+              WITH ORDINALITY AS e(id, t, d, m, ord)"
+    };
+    format!(
+        "WITH {} INSERT INTO events \
+           (event_id, stream_name, stream_version, event_type, data, metadata) \
+         {insert} WHERE EXISTS (SELECT 1 FROM guard) RETURNING position",
+        guard.ctes
+    )
+}
 
 /// How often a subscription polls when no hint arrives.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -99,6 +117,30 @@ impl EventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, Error> {
+        self.append_with(stream, expected, events, None).await
+    }
+
+    /// Appends `events` to the new stream `stream`, in the same statement as `guard`
+    /// (see [`Guard`]): when the guard finds nothing, nothing is written and the
+    /// result is [`Error::GuardFailed`]. A replay of the same events is recognised as
+    /// [`EventStore::append`] recognises it.
+    pub async fn append_guarded(
+        &self,
+        stream: &StreamName,
+        events: Vec<NewEvent>,
+        guard: &Guard,
+    ) -> Result<AppendResult, Error> {
+        self.append_with(stream, ExpectedVersion::NoStream, events, Some(guard))
+            .await
+    }
+
+    async fn append_with(
+        &self,
+        stream: &StreamName,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        guard: Option<&Guard>,
+    ) -> Result<AppendResult, Error> {
         if events.is_empty() {
             return Err(Error::Empty);
         }
@@ -123,11 +165,16 @@ impl EventStore {
             // case) needs no guard, and one event goes in as a plain single-row INSERT,
             // the same shape as the baseline it is measured against. Appending after
             // version n checks that version n exists, so that no gap can be left.
-            let sql = match (events.len() == 1, base == 0) {
-                (true, true) => SINGLE_NEW,
-                (true, false) => SINGLE_AFTER,
-                (false, true) => MANY_NEW,
-                (false, false) => MANY_AFTER,
+            let guarded;
+            let sql = match (events.len() == 1, base == 0, guard) {
+                (single, _, Some(g)) => {
+                    guarded = guarded_sql(single, g);
+                    guarded.as_str()
+                }
+                (true, true, None) => SINGLE_NEW,
+                (true, false, None) => SINGLE_AFTER,
+                (false, true, None) => MANY_NEW,
+                (false, false, None) => MANY_AFTER,
             };
             let query = sqlx::query(sql).bind(stream.as_str()).bind(to_i64(base));
             let query = if events.len() == 1 {
@@ -139,9 +186,18 @@ impl EventStore {
             } else {
                 query.bind(&ids).bind(&types).bind(&data).bind(&metadata)
             };
+            let query = guard
+                .map(|g| g.values.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .fold(query, |q, v| match v {
+                    GuardValue::Uuid(u) => q.bind(*u),
+                    GuardValue::Bytes(b) => q.bind(b.as_slice()),
+                });
             let inserted = query.fetch_all(&self.pool).await;
 
             match inserted {
+                Ok(rows) if rows.is_empty() && guard.is_some() => return Err(Error::GuardFailed),
                 Ok(rows) if rows.is_empty() => {
                     // The expected version is ahead of the stream: appending would leave a gap.
                     return Err(Error::Conflict {

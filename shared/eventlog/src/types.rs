@@ -227,6 +227,28 @@ pub struct AppendResult {
     pub replayed: bool,
 }
 
+/// A condition an append must meet in the very statement that appends, so that
+/// what it checks cannot change between the check and the append (the vault's
+/// person and key: see `kujira_store::vault`).
+///
+/// `ctes` is the SQL of one or more common table expressions, the last named
+/// `guard`; the events go in only when `guard` returns a row, and else the append
+/// fails with [`Error::GuardFailed`], having written nothing (`ctes` may write:
+/// its writes are part of the same statement). Its parameters are `$7` onwards, in
+/// the order of `values`. Only appends to a new stream can be guarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub ctes: &'static str,
+    pub values: Vec<GuardValue>,
+}
+
+/// A parameter of a [`Guard`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardValue {
+    Uuid(Uuid),
+    Bytes(Vec<u8>),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Somebody else appended first. Reload the stream, decide again, retry.
@@ -252,6 +274,9 @@ pub enum Error {
         event_type: String,
         message: String,
     },
+    /// The [`Guard`] of a guarded append found nothing: nothing was written.
+    #[error("the append's guard did not hold; nothing was written")]
+    GuardFailed,
     /// Readers refuse to guess a watermark: see the crate docs, "Restored databases".
     #[error("the event log's clock row (eventlog_clock) is missing; run the migrations")]
     ClockMissing,

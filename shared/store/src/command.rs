@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use kujira_eventlog::{ExpectedVersion, Metadata, NewEvent, StreamName};
+use kujira_eventlog::{ExpectedVersion, Guard, Metadata, NewEvent, StreamName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -72,6 +72,9 @@ pub struct CommandContext {
     pub seen_version: Option<u64>,
     /// The command usually opens the stream: append first, read only on a conflict.
     pub new_stream: bool,
+    /// Checked in the statement that opens the stream (see
+    /// [`kujira_eventlog::Guard`]); appends to an existing stream ignore it.
+    pub guard: Option<Guard>,
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -85,8 +88,16 @@ impl CommandContext {
             command_id: id,
             seen_version: None,
             new_stream: false,
+            guard: None,
             extra: serde_json::Map::new(),
         }
+    }
+
+    /// The opening append must meet `guard`, or fail with
+    /// `kujira_eventlog::Error::GuardFailed` having written nothing.
+    pub fn guard(mut self, guard: Guard) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// The same command id for every retry of one request (a form token, an
@@ -376,7 +387,13 @@ where
             0 => ExpectedVersion::NoStream,
             n => ExpectedVersion::Exact(n),
         };
-        match store.append(stream, expected, new_events).await {
+        let appended = match (&ctx.guard, expected) {
+            (Some(guard), ExpectedVersion::NoStream) => {
+                store.append_guarded(stream, new_events, guard).await
+            }
+            _ => store.append(stream, expected, new_events).await,
+        };
+        match appended {
             Ok(r) if r.replayed => {
                 // A twin request (a double submit that reached another process)
                 // recorded these very events: take the stored ones as they are.

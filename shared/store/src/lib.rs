@@ -15,7 +15,7 @@ pub mod vault;
 
 pub use command::{Aggregate, CommandContext, CommandError, Executed, StateCache, execute, load};
 pub use store::{Store, StoreError};
-pub use vault::{Destroyed, FoundPerson, Vault, VaultError};
+pub use vault::{Destroyed, FoundPerson, PersonGuard, Vault, VaultError};
 
 /// Decodes an event read from the raw log without opening its personal part: a
 /// sealed part reads as erased. For readers that keep only statistics (catalogues,

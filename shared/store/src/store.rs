@@ -2,7 +2,7 @@
 //! and opening them on the way out.
 
 use kujira_eventlog::{
-    AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StreamName,
+    AppendResult, EventStore, ExpectedVersion, Guard, NewEvent, RecordedEvent, StreamName,
 };
 use serde::de::DeserializeOwned;
 
@@ -68,6 +68,20 @@ impl Store {
             self.vault.seal(e.id, &mut e.data).await?;
         }
         Ok(self.events.append(stream, expected, events).await?)
+    }
+
+    /// Seals every event's personal part, then appends them to the new stream
+    /// `stream` in the same statement as `guard` (see [`EventStore::append_guarded`]).
+    pub async fn append_guarded(
+        &self,
+        stream: &StreamName,
+        mut events: Vec<NewEvent>,
+        guard: &Guard,
+    ) -> Result<AppendResult, StoreError> {
+        for e in &mut events {
+            self.vault.seal(e.id, &mut e.data).await?;
+        }
+        Ok(self.events.append_guarded(stream, events, guard).await?)
     }
 
     /// Up to `limit` events of one stream after `after_version`, opened.

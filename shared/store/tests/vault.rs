@@ -271,6 +271,100 @@ async fn a_known_address_finds_its_person_whatever_happened_to_it_meanwhile() {
     assert!(fifth.created && fifth.person_id != fourth.person_id);
 }
 
+/// Appends one sealed inquiry of `person` to a new stream under `g`'s guard.
+async fn append_guarded(
+    store: &Store,
+    g: &kujira_store::PersonGuard,
+    address: &str,
+) -> (
+    StreamName,
+    Result<kujira_eventlog::AppendResult, kujira_store::StoreError>,
+) {
+    let stream = StreamName::new("consultation", Uuid::now_v7());
+    let id = Uuid::now_v7();
+    let appended = store
+        .append_guarded(
+            &stream,
+            vec![NewEvent {
+                id,
+                event_type: "InquirySubmitted".into(),
+                data: inquiry(g.person.person_id, "柏崎 太郎", address),
+                metadata: Metadata::new("test", id),
+            }],
+            &g.guard,
+        )
+        .await;
+    (stream, appended)
+}
+
+fn guard_failed(r: &Result<kujira_eventlog::AppendResult, kujira_store::StoreError>) -> bool {
+    matches!(
+        r,
+        Err(kujira_store::StoreError::Log(
+            kujira_eventlog::Error::GuardFailed
+        ))
+    )
+}
+
+/// Intake chooses a submission's person without a round trip and lets the append's
+/// own statement check the choice: a new person goes in with the case (lookup, key
+/// and events at once), a known one only while the address still finds them and
+/// their key is there. A choice that no longer holds writes nothing at all.
+#[tokio::test]
+async fn a_person_chosen_without_asking_is_checked_by_the_append_itself() {
+    let db = db().await;
+    let here = store(&db).await;
+    let elsewhere = store(&db).await;
+    let (a, b) = (here.vault(), elsewhere.vault());
+    let address = "hanako@example.jp";
+
+    // A new address: the person, their lookup and key, and the case in one statement.
+    let g = a.person_guard(&email(address)).unwrap();
+    assert!(g.person.created);
+    assert_eq!(person_rows(&db, a, address).await, (vec![], 0), "not yet");
+    let (stream, appended) = append_guarded(&here, &g, address).await;
+    appended.unwrap();
+    a.guard_held(&g);
+    let first = g.person.person_id;
+    assert_eq!(person_rows(&db, a, address).await, (vec![first], 1));
+    let read = here.read_stream(&stream, 0, 10).await.unwrap();
+    assert_eq!(read[0].data["personal"]["name"], "柏崎 太郎");
+    // The other process finds the same person in the database.
+    let found = b.person_for_email(&email(address)).await.unwrap();
+    assert_eq!((found.person_id, found.created), (first, false));
+
+    // The same address again here: the known person, with nothing asked.
+    let g = a.person_guard(&email("Hanako@Example.jp")).unwrap();
+    assert_eq!((g.person.person_id, g.person.created), (first, false));
+    append_guarded(&here, &g, address).await.1.unwrap();
+
+    // Erased by the other process, which this one has not heard of yet: the guard
+    // fails, and nothing is written, not even a stream.
+    b.destroy(first).await.unwrap();
+    let g = a.person_guard(&email(address)).unwrap();
+    assert_eq!(g.person.person_id, first, "this process still believes it");
+    let (stream, appended) = append_guarded(&here, &g, address).await;
+    assert!(guard_failed(&appended), "{appended:?}");
+    a.guard_failed(&g);
+    assert!(here.read_stream(&stream, 0, 10).await.unwrap().is_empty());
+
+    // A new person chosen here while the other process created one for the same
+    // address: the loser writes no lookup, no key and no event, and then finds the
+    // winner.
+    let lost = a.person_guard(&email(address)).unwrap();
+    assert!(lost.person.created);
+    let won = b.person_for_email(&email(address)).await.unwrap();
+    let (stream, appended) = append_guarded(&here, &lost, address).await;
+    assert!(guard_failed(&appended), "{appended:?}");
+    a.guard_failed(&lost);
+    assert!(here.read_stream(&stream, 0, 10).await.unwrap().is_empty());
+    assert_eq!(person_rows(&db, a, address).await, (vec![won.person_id], 1));
+    let found = a.person_for_email(&email(address)).await.unwrap();
+    assert_eq!(found.person_id, won.person_id);
+    let g = a.known_guard(&email(address), found.person_id);
+    append_guarded(&here, &g, address).await.1.unwrap();
+}
+
 #[tokio::test]
 async fn a_wrong_or_missing_master_key_stops_the_start_up() {
     let db = db().await;

@@ -202,7 +202,10 @@ pub async fn submit(
             } else {
                 Vec::new()
             },
-            submission: InquirySubmitted { opening, inquiry },
+            submission: InquirySubmitted {
+                opening,
+                inquiry: inquiry.clone(),
+            },
         },
     )
     .await

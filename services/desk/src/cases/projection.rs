@@ -305,6 +305,12 @@ impl CasesProjection {
                 rows.insert(row.case_id, row);
             }
         }
+        // The board's counters move by what the rows count for after the batch less
+        // what they counted for before it.
+        let mut counts = Counts::default();
+        for row in rows.values() {
+            counts.add(row, -1);
+        }
         let mut touched = BTreeSet::new();
         let mut erased = Vec::new();
         for ((event, person), recorded) in decoded.into_iter().zip(events) {
@@ -336,7 +342,11 @@ impl CasesProjection {
             fold(row, &event);
             touched.insert(case_id);
         }
+        for row in rows.values() {
+            counts.add(row, 1);
+        }
         write(tx, touched.iter().filter_map(|c| rows.get(c))).await?;
+        counts.write(tx).await?;
         if !erased.is_empty() {
             sqlx::query("UPDATE desk_cases SET summary = NULL WHERE person_id = ANY($1)")
                 .bind(&erased)
@@ -401,6 +411,82 @@ fn fold(row: &mut CaseRow, event: &ConsultationEvent) {
         E::MailRequested(_) | E::MailQueued(_) => return,
     };
     row.touch(at);
+}
+
+/// The undated day of the phase counters (`desk_case_counts.day` is part of its key).
+const UNDATED: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+
+/// Changes to `desk_case_counts`, by (counter, day).
+#[derive(Default)]
+struct Counts(HashMap<(&'static str, NaiveDate), i64>);
+
+impl Counts {
+    /// Adds `sign` times what `row` counts for: its phase (or 対応終了), and while
+    /// it is open, its next-action date and the day its first contact is due.
+    fn add(&mut self, row: &CaseRow, sign: i64) {
+        if row.merged_into.is_some() {
+            return;
+        }
+        let mut bump = |counter: &'static str, day: NaiveDate| {
+            *self.0.entry((counter, day)).or_default() += sign;
+        };
+        if row.closed_at.is_some() {
+            bump("closed", UNDATED);
+            return;
+        }
+        let phase = match row.phase.as_str() {
+            "considering" => "considering",
+            "decided" => "decided",
+            "moved" => "moved",
+            _ => "gathering",
+        };
+        bump(phase, UNDATED);
+        if let Some(d) = row.next_action {
+            bump("next_action", d);
+        }
+        if row.contacts == 0
+            && let Some(d) = row.first_contact_due
+        {
+            bump("first_contact", d);
+        }
+    }
+
+    async fn write(self, tx: &mut PgConnection) -> anyhow::Result<()> {
+        let (mut counter, mut day, mut n) = (Vec::new(), Vec::new(), Vec::new());
+        for ((c, d), delta) in self.0 {
+            if delta != 0 {
+                counter.push(c);
+                day.push(d);
+                n.push(delta);
+            }
+        }
+        if counter.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO desk_case_counts (counter, day, n) \
+             SELECT * FROM unnest($1::text[], $2::date[], $3::int8[]) \
+             ON CONFLICT (counter, day) DO UPDATE SET n = desk_case_counts.n + EXCLUDED.n",
+        )
+        .bind(&counter)
+        .bind(&day)
+        .bind(&n)
+        .execute(&mut *tx)
+        .await
+        .context("cannot write desk_case_counts")?;
+        // A counter that fell to zero goes, so that a rebuild, whose batches differ
+        // from the live ones, leaves the very same rows.
+        sqlx::query(
+            "DELETE FROM desk_case_counts WHERE n = 0 \
+             AND (counter, day) IN (SELECT * FROM unnest($1::text[], $2::date[]))",
+        )
+        .bind(&counter)
+        .bind(&day)
+        .execute(&mut *tx)
+        .await
+        .context("cannot write desk_case_counts")?;
+        Ok(())
+    }
 }
 
 async fn write<'a>(
@@ -569,8 +655,11 @@ impl kujira_projector::Projection for CasesProjection {
 
     fn rebuild(&self) -> kujira_projector::Rebuild {
         kujira_projector::Rebuild::Tables {
-            tables: &["desk_cases"],
-            ddl: include_str!("../../migrations/20261201004200_desk_cases.sql"),
+            tables: &["desk_cases", "desk_case_counts"],
+            ddl: concat!(
+                include_str!("../../migrations/20261201004200_desk_cases.sql"),
+                include_str!("../../migrations/20261203004210_desk_case_counts.sql")
+            ),
         }
     }
 }

@@ -180,28 +180,21 @@ async fn cohort(
     to: DateTime<Utc>,
 ) -> sqlx::Result<HashMap<&'static str, f64>> {
     // A person "took a tour" when they hold a confirmed place, on a tour that was
-    // not cancelled, and were not recorded as a no-show. People: the household of
+    // not cancelled, and were not recorded as a no-show: desk.kpi keeps the size
+    // of that party on the person's cases (`tour_people`). People: the household of
     // the move, else the tour party, else the order-made request's party, else 1.
+    // Read from `kpi_cases_cohort` alone (an index-only scan).
     let r = sqlx::query(
-        "WITH took AS ( \
-           SELECT p.person_id, max(p.adults + p.children) AS people \
-           FROM kpi_tour_parties p JOIN kpi_tours t ON t.tour_id = p.tour_id \
-           WHERE p.status = 'confirmed' AND p.attended IS DISTINCT FROM false AND NOT t.cancelled \
-           GROUP BY p.person_id), \
-         c AS ( \
-           SELECT c.reached_decided, c.move_in IS NOT NULL AS moved, took.person_id IS NOT NULL AS toured, \
-             coalesce(c.move_people::int, took.people, c.request_people::int, 1) AS people, \
-             coalesce(took.people, 1) AS tour_people, coalesce(c.move_people::int, 0) AS move_people \
-           FROM kpi_cases c LEFT JOIN took ON took.person_id = c.person_id \
-           WHERE c.opened_at >= $1 AND c.opened_at < $2 AND NOT c.merged) \
-         SELECT count(*) AS cases, coalesce(sum(people), 0) AS cases_people, \
-           count(*) FILTER (WHERE toured) AS toured, \
-           coalesce(sum(tour_people) FILTER (WHERE toured), 0) AS toured_people, \
+        "SELECT count(*) AS cases, \
+           coalesce(sum(coalesce(move_people::int, tour_people::int, request_people::int, 1)), 0) AS cases_people, \
+           count(*) FILTER (WHERE tour_people IS NOT NULL) AS toured, \
+           coalesce(sum(tour_people::int) FILTER (WHERE tour_people IS NOT NULL), 0) AS toured_people, \
            count(*) FILTER (WHERE reached_decided) AS decided, \
-           coalesce(sum(people) FILTER (WHERE reached_decided), 0) AS decided_people, \
-           count(*) FILTER (WHERE moved) AS moved, \
-           coalesce(sum(move_people) FILTER (WHERE moved), 0) AS moved_people \
-         FROM c",
+           coalesce(sum(coalesce(move_people::int, tour_people::int, request_people::int, 1)) \
+             FILTER (WHERE reached_decided), 0) AS decided_people, \
+           count(*) FILTER (WHERE move_in IS NOT NULL) AS moved, \
+           coalesce(sum(coalesce(move_people::int, 0)) FILTER (WHERE move_in IS NOT NULL), 0) AS moved_people \
+         FROM kpi_cases WHERE opened_at >= $1 AND opened_at < $2 AND NOT merged",
     )
     .bind(from)
     .bind(to)
@@ -239,6 +232,17 @@ pub async fn compute(
         (fy_start(fy - 1, tz), fy_start(fy, tz), fy_start(fy + 1, tz));
     let (d_last, d_to) = (months(fy - 1)[0], months(fy + 1)[0]);
 
+    // The queries are independent: they run at once, each on its own connection, so
+    // that the page waits for the slowest (the cohorts) rather than for their sum.
+    let (flows, stocks, tours, mails, cohort_this, cohort_last) = tokio::try_join!(
+        flows(pool, d_last, d_to),
+        stocks(pool, d_to),
+        tours(pool, last_from, this_to, now, tz),
+        kujira_scheduler::stats::mail_counts(pool, last_from, this_to, tz.name()),
+        cohort(pool, this_from, this_to),
+        cohort(pool, last_from, this_from),
+    )?;
+
     let mut this: Series = HashMap::new();
     let mut last: Series = HashMap::new();
     let mut put = |key: &str, month: NaiveDate, n: f64| {
@@ -248,13 +252,13 @@ pub async fn compute(
             last.entry(key.to_owned()).or_insert([0.0; 12])[i] += n;
         }
     };
-    for (k, m, n) in flows(pool, d_last, d_to).await? {
+    for (k, m, n) in flows {
         put(&k, m, n as f64);
     }
     // Stocks: the running sum of the changes up to each month's end.
     let mut running: HashMap<String, i64> = HashMap::new();
     let mut by_month: HashMap<(String, NaiveDate), i64> = HashMap::new();
-    for (k, m, n) in stocks(pool, d_to).await? {
+    for (k, m, n) in stocks {
         let total = running.entry(k.clone()).or_default();
         *total += n;
         by_month.insert((k, m), *total);
@@ -287,7 +291,7 @@ pub async fn compute(
             put(key, month, level as f64);
         }
     }
-    for (month, v) in tours(pool, last_from, this_to, now, tz).await? {
+    for (month, v) in tours {
         for (k, n) in [
             ("tour_participant_parties", v[0]),
             ("tour_participants", v[1]),
@@ -299,12 +303,10 @@ pub async fn compute(
             put(k, month, n as f64);
         }
     }
-    for m in kujira_scheduler::stats::mail_counts(pool, last_from, this_to, tz.name()).await? {
+    for m in mails {
         put("emails_sent", m.month, m.sent as f64);
         put("emails_failed", m.month, m.failed as f64);
     }
-    let cohort_this = cohort(pool, this_from, this_to).await?;
-    let cohort_last = cohort(pool, last_from, this_from).await?;
 
     let rows = metrics::METRICS
         .iter()

@@ -582,6 +582,38 @@ impl KpiProjection {
             .await
             .context("cannot write kpi_tour_parties")?;
         }
+        // The party size of the tour each touched person took, on their cases: for
+        // the persons of the cases and parties written, and of every party of a tour
+        // written (a cancelled tour takes it away from all of them).
+        if !b.dirty_cases.is_empty() || !b.dirty_parties.is_empty() || !b.dirty_tours.is_empty() {
+            let mut persons: Vec<Uuid> = b
+                .dirty_cases
+                .iter()
+                .map(|id| b.cases[id].person_id)
+                .chain(b.dirty_parties.iter().map(|id| b.parties[id].person_id))
+                .collect();
+            persons.sort_unstable();
+            persons.dedup();
+            let tours: Vec<Uuid> = b.dirty_tours.iter().copied().collect();
+            sqlx::query(
+                "UPDATE kpi_cases c SET tour_people = took.people \
+                 FROM (SELECT a.person_id, \
+                         (SELECT max(p.adults + p.children) FROM kpi_tour_parties p \
+                          JOIN kpi_tours t ON t.tour_id = p.tour_id \
+                          WHERE p.person_id = a.person_id AND p.status = 'confirmed' \
+                            AND p.attended IS DISTINCT FROM false AND NOT t.cancelled) AS people \
+                       FROM (SELECT unnest($1::uuid[]) \
+                             UNION SELECT person_id FROM kpi_tour_parties \
+                                   WHERE tour_id = ANY($2)) a(person_id)) took \
+                 WHERE c.person_id = took.person_id \
+                   AND c.tour_people IS DISTINCT FROM took.people",
+            )
+            .bind(&persons)
+            .bind(&tours)
+            .execute(&mut *conn)
+            .await
+            .context("cannot write kpi_cases.tour_people")?;
+        }
         // Zeros are written too: the rows a rebuild makes must not depend on how
         // the events were batched.
         let counters: Vec<_> = b.counters.into_iter().collect();
@@ -720,7 +752,10 @@ impl kujira_projector::Projection for KpiProjection {
                 "kpi_tours",
                 "kpi_tour_parties",
             ],
-            ddl: include_str!("../../migrations/20261201004600_kpi.sql"),
+            ddl: concat!(
+                include_str!("../../migrations/20261201004600_kpi.sql"),
+                include_str!("../../migrations/20261203004610_kpi_cohort_index.sql")
+            ),
         }
     }
 }

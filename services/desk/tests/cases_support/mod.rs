@@ -147,7 +147,10 @@ impl World {
             &inquiry.personal.known().unwrap().email.clone(),
             |opening| ConsultationCommand::SubmitInquiry {
                 mails: kujira_intake::mail::inquiry_queue(&opening),
-                submission: InquirySubmitted { opening, inquiry },
+                submission: InquirySubmitted {
+                    opening,
+                    inquiry: inquiry.clone(),
+                },
             },
         )
         .await

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate};
 use kujira_config::Config;
 use kujira_domain::decider::Decider;
 use kujira_domain::inquiry::{ConsultationEvent, Stage};
@@ -104,29 +103,7 @@ fn decode<E: serde::de::DeserializeOwned>(
         .collect()
 }
 
-fn weekday_ja(w: chrono::Weekday) -> &'static str {
-    use chrono::Weekday::*;
-    match w {
-        Mon => "月",
-        Tue => "火",
-        Wed => "水",
-        Thu => "木",
-        Fri => "金",
-        Sat => "土",
-        Sun => "日",
-    }
-}
-
-/// `2026年12月1日（火）`
-pub fn date_ja(d: NaiveDate) -> String {
-    format!(
-        "{}年{}月{}日（{}）",
-        d.year(),
-        d.month(),
-        d.day(),
-        weekday_ja(d.weekday())
-    )
-}
+pub use kujira_domain::calendar::date_ja;
 
 fn phase_ja(phase: &str) -> &'static str {
     match phase {
