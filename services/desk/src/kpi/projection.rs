@@ -130,6 +130,8 @@ struct Batch {
     tours: HashMap<Uuid, TourRow>,
     parties: HashMap<Uuid, PartyRow>,
     dirty_cases: HashSet<Uuid>,
+    /// Cases opened in this batch: their `tour_people` is still to be set.
+    opened_cases: HashSet<Uuid>,
     dirty_tours: HashSet<Uuid>,
     dirty_parties: HashSet<Uuid>,
     counters: HashMap<(String, NaiveDate), i64>,
@@ -413,6 +415,7 @@ impl KpiProjection {
         b.count(format!("inquiries_{class}"), m, 1);
         b.count("stock:gathering", m, 1);
         b.dirty_cases.insert(o.case_id);
+        b.opened_cases.insert(o.case_id);
         b.cases.insert(
             o.case_id,
             CaseRow {
@@ -583,11 +586,11 @@ impl KpiProjection {
             .context("cannot write kpi_tour_parties")?;
         }
         // The party size of the tour each touched person took, on their cases: for
-        // the persons of the cases and parties written, and of every party of a tour
-        // written (a cancelled tour takes it away from all of them).
-        if !b.dirty_cases.is_empty() || !b.dirty_parties.is_empty() || !b.dirty_tours.is_empty() {
+        // the persons of the cases opened and parties written, and of every party of
+        // a tour written (a cancelled tour takes it away from all of them).
+        if !b.opened_cases.is_empty() || !b.dirty_parties.is_empty() || !b.dirty_tours.is_empty() {
             let mut persons: Vec<Uuid> = b
-                .dirty_cases
+                .opened_cases
                 .iter()
                 .map(|id| b.cases[id].person_id)
                 .chain(b.dirty_parties.iter().map(|id| b.parties[id].person_id))
