@@ -130,7 +130,8 @@ pub fn page_with_css(
                         span.city { (staff.words().city_name) }
                     }
                     div.who {
-                        span { (staff.display_name) "（" (staff.role.label_ja()) "）" }
+                        // 「・」, not brackets: the viewer's label has brackets of its own.
+                        span { (staff.display_name) "・" (staff.role.label_ja()) }
                         form method="post" action="/desk/logout" {
                             (staff.csrf_field())
                             button.link-button type="submit" { "ログアウト" }

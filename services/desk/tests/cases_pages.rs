@@ -395,6 +395,10 @@ async fn a_viewer_never_sees_a_name_kana_email_phone_or_message_anywhere() {
     }
     // A viewer has no actions.
     let page = v.get(&format!("/desk/cases/{case_id}")).await;
+    assert!(
+        page.body.contains("・閲覧者（集計のみ）</span>"),
+        "the header names the role without brackets in brackets"
+    );
     assert!(!page.body.contains("/assign\""));
     let refused = v
         .post_form(
