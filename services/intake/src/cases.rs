@@ -210,25 +210,17 @@ pub async fn open(
         match open_as(state, &sub, &person, &reference, now, &make).await {
             Err(OpenError::Store(kujira_store::StoreError::Log(
                 kujira_eventlog::Error::GuardFailed,
-            ))) if attempt < GUARD_ATTEMPTS => {
+            ))) => {
                 vault.guard_failed(&person);
-                let found = vault
-                    .person_for_email(email)
-                    .await
-                    .map_err(kujira_store::StoreError::from)?;
-                person = vault.known_guard(email, found.person_id);
-            }
-            Err(e) => {
-                if matches!(
-                    e,
-                    OpenError::Store(kujira_store::StoreError::Log(
-                        kujira_eventlog::Error::GuardFailed
-                    ))
-                ) {
-                    vault.guard_failed(&person);
+                if attempt < GUARD_ATTEMPTS {
+                    let found = vault
+                        .person_for_email(email)
+                        .await
+                        .map_err(kujira_store::StoreError::from)?;
+                    person = vault.known_guard(email, found.person_id);
                 }
-                return Err(e);
             }
+            Err(e) => return Err(e),
             Ok(opened) => {
                 if opened.replayed {
                     // A twin request opened the case, with the person it chose.

@@ -69,6 +69,13 @@ impl Resp {
         self.headers.get(header::LOCATION)?.to_str().ok()
     }
 
+    /// The `href` of the pager link `rel="<rel>"` (next, prev), unescaped.
+    pub fn link(&self, rel: &str) -> Option<String> {
+        let (before, _) = self.body.split_once(&format!("rel=\"{rel}\""))?;
+        let (_, href) = before.rsplit_once("href=\"")?;
+        Some(href.split('"').next()?.replace("&amp;", "&"))
+    }
+
     /// Every `Set-Cookie` header.
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers
