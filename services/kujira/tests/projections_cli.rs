@@ -120,8 +120,10 @@ async fn status_readyz_and_rebuild_while_serve_runs() {
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    let body = readyz_until(&client, &server.url, "503 naming the projection", |s, _| {
-        s == 503
+    // The rules read TourPublished too and may stop on it first: wait until the
+    // catalogue has met it as well, not merely for the first 503.
+    let body = readyz_until(&client, &server.url, "503 naming the catalogue", |s, b| {
+        s == 503 && b["unready"].to_string().contains("tours.catalogue")
     })
     .await;
     let unready = body["unready"].to_string();
