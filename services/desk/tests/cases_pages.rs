@@ -346,6 +346,16 @@ async fn a_viewer_never_sees_a_name_kana_email_phone_or_message_anywhere() {
         format!("/desk/cases/{case_id}"),
         "/desk/cases.csv".to_owned(),
     ];
+    let board = v.get("/desk").await;
+    assert!(
+        !board.body.contains("さんの担当は"),
+        "a viewer is never assigned a case, so the board offers no list of their own"
+    );
+    assert!(
+        board
+            .body
+            .contains("閲覧者の役割では件数と集計を確認できます")
+    );
     for path in &pages {
         let r = v.get(path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");

@@ -53,12 +53,15 @@ pub async fn show(State(state): State<DeskState>, staff: Staff) -> Result<Html<S
     };
     let body = html! {
         h1 { "パイプライン" }
-        p { (staff.display_name) " さんの担当は "
-            a href=(format!("/desk/cases?phase=open&concierge={}", staff.id)) { "こちら" } "。"
-            @if staff.can(Right::ActOnCases) {
+        @if staff.can(Right::ActOnCases) {
+            p { (staff.display_name) " さんの担当は "
+                a href=(format!("/desk/cases?phase=open&concierge={}", staff.id)) { "こちら" } "。"
                 " 窓口・電話・イベントで受けた相談は "
                 a href="/desk/cases/new" { "相談の登録" } " から記録できます。"
             }
+        } @else {
+            // A viewer is never assigned a case: a link to "their" cases would list none.
+            p { "閲覧者の役割では件数と集計を確認できます。氏名・連絡先などの個人情報は「非表示」と表示されます。" }
         }
         h2 id="phases" { "フェーズ別の件数" }
         ul.phases aria-labelledby="phases" {
