@@ -18,6 +18,11 @@ use uuid::Uuid;
 
 const CLIENTS: usize = 32;
 
+/// The bench database, checkpointed before each phase so that no phase pays for
+/// the dirty pages of the one before (a checkpoint landing inside one phase and not
+/// another made the ratios swing by a third between runs).
+static SETTLE: std::sync::OnceLock<sqlx::PgPool> = std::sync::OnceLock::new();
+
 fn phase_length() -> Duration {
     let secs = std::env::var("BENCH_SECONDS")
         .ok()
@@ -32,6 +37,9 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    if let Some(pool) = SETTLE.get() {
+        sqlx::query("CHECKPOINT").execute(pool).await.unwrap();
+    }
     let op = Arc::new(op);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -99,6 +107,7 @@ fn main() {
             .connect_with(db.options.clone())
             .await
             .unwrap();
+        SETTLE.set(pool.clone()).unwrap();
         let store = EventStore::new(pool.clone());
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());

@@ -46,7 +46,24 @@ const MANY_AFTER: &str = "INSERT INTO events \
 
 /// The statement of a guarded append to a new stream: the guard's CTEs, then the
 /// insert of [`SINGLE_NEW`] or [`MANY_NEW`], only if `guard` returns a row.
-fn guarded_sql(single: bool, guard: &Guard) -> String {
+///
+/// Built once per guard and shape, and kept: guards are `'static` texts, so there
+/// are as many statements as guards in the code (a fresh `String` per append cost
+/// an allocation and a hash of the whole text in sqlx's statement cache).
+fn guarded_sql(single: bool, guard: &Guard) -> &'static str {
+    type Built = std::collections::HashMap<(usize, usize, bool), &'static str>;
+    static BUILT: std::sync::OnceLock<std::sync::Mutex<Built>> = std::sync::OnceLock::new();
+    let key = (guard.ctes.as_ptr() as usize, guard.ctes.len(), single);
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    built
+        .entry(key)
+        .or_insert_with(|| Box::leak(build_guarded_sql(single, guard).into_boxed_str()))
+}
+
+fn build_guarded_sql(single: bool, guard: &Guard) -> String {
     let insert = if single {
         "SELECT $3, $1, $2 + 1, $4, $5, $6"
     } else {
@@ -165,12 +182,8 @@ impl EventStore {
             // case) needs no guard, and one event goes in as a plain single-row INSERT,
             // the same shape as the baseline it is measured against. Appending after
             // version n checks that version n exists, so that no gap can be left.
-            let guarded;
             let sql = match (events.len() == 1, base == 0, guard) {
-                (single, _, Some(g)) => {
-                    guarded = guarded_sql(single, g);
-                    guarded.as_str()
-                }
+                (single, _, Some(g)) => guarded_sql(single, g),
                 (true, true, None) => SINGLE_NEW,
                 (true, false, None) => SINGLE_AFTER,
                 (false, true, None) => MANY_NEW,

@@ -334,6 +334,11 @@ impl BodySchema {
     pub fn violations(&self, body: &JsonObject) -> Violations {
         let instance = Value::Object(body.0.clone());
         let mut out = Violations::default();
+        // Most bodies are valid: `is_valid` answers without building the errors'
+        // paths and messages (a third of the validation's cost in the intake bench).
+        if self.validator.is_valid(&instance) {
+            return out;
+        }
         for error in self.validator.iter_errors(&instance) {
             use jsonschema::error::ValidationErrorKind as Kind;
             let field = error
