@@ -4,7 +4,10 @@
 //! of `GET /inquiry`.
 //!
 //! Run with `cargo bench -p kujira-tests --bench intake`. `BENCH_SECONDS` sets each
-//! phase's length (default 5). Figures are printed as rates and ratios.
+//! phase's length (default 5). Figures are printed as rates and ratios, and as the
+//! CPU time per operation of the service process and of PostgreSQL. The phases that
+//! are compared with the tree before per-person encryption run first, in the same
+//! order as there; the vault's own diagnostics run last.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,8 +34,43 @@ fn phase_length() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Runs `op` from `CLIENTS` tasks for the phase length; returns (ops/s, sorted latencies).
-async fn run<F, Fut>(op: F) -> (f64, Vec<Duration>)
+/// CPU time so far, in seconds: this process (the service and its clients) and
+/// every `postgres` process on the machine (the bench's server), from `/proc`
+/// (Linux, 100 ticks a second). Per operation, it says where a phase's time went,
+/// which throughput alone, on a shared 2-core machine, does not.
+fn cpu_seconds() -> (f64, f64) {
+    fn ticks(stat: &str) -> Option<u64> {
+        // Fields after the command (which may hold spaces): utime is the 12th, stime
+        // the 13th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .unwrap_or(0);
+    let mut db = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+            && stat.contains("(postgres)")
+        {
+            db += ticks(&stat).unwrap_or(0);
+        }
+    }
+    (own as f64 / 100.0, db as f64 / 100.0)
+}
+
+/// Where one phase's CPU went, in microseconds per operation.
+#[derive(Clone, Copy, Debug)]
+struct Cpu {
+    own_us: f64,
+    db_us: f64,
+}
+
+/// Runs `op` from `CLIENTS` tasks for the phase length; returns (ops/s, sorted
+/// latencies, CPU per operation).
+async fn run<F, Fut>(op: F) -> (f64, Vec<Duration>, Cpu)
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -42,6 +80,7 @@ where
     }
     let op = Arc::new(op);
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -65,8 +104,14 @@ where
         all.extend(t.await.expect("a client panicked"));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_seconds();
+    let n = all.len().max(1) as f64;
+    let cpu = Cpu {
+        own_us: (cpu_after.0 - cpu_before.0) / n * 1e6,
+        db_us: (cpu_after.1 - cpu_before.1) / n * 1e6,
+    };
     all.sort_unstable();
-    (all.len() as f64 / elapsed, all)
+    (all.len() as f64 / elapsed, all, cpu)
 }
 
 fn p(lat: &[Duration], q: f64) -> Duration {
@@ -153,12 +198,12 @@ fn main() {
                 .is_ok()
             }
         };
-        let (append_before, _) = run(single_append.clone()).await;
+        let (append_before, _, append_cpu) = run(single_append.clone()).await;
 
         // 1b. Diagnostic: a case-shaped append straight to the log: the case (about
         // 1.5 KB) and its two queued mails (a key and a template each).
         let s = store.clone();
-        let (case_append_rate, _) = run(move || {
+        let (case_append_rate, _, _) = run(move || {
             let s = s.clone();
             async move {
                 let meta = Metadata::new("bench", Uuid::now_v7());
@@ -186,21 +231,101 @@ fn main() {
         })
         .await;
 
-        // 1c. Diagnostics of what per-person encryption adds to a submission: finding
+        // 2. Inquiries through the API over HTTP.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CLIENTS)
+            .build()
+            .unwrap();
+        let url = format!("http://{addr}/api/v1/inquiries");
+        let body = serde_json::json!({
+            "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ", "email": "taro@example.jp",
+            "prefecture": "東京都", "segment": "i_turn", "topics": ["work", "housing"],
+            "method": "online", "message": "冬の暮らしについて相談したいです。", "consent": true
+        })
+        .to_string();
+        let (c, u, b) = (client.clone(), url.clone(), body.clone());
+        let (submit_rate, lat, submit_cpu) = run(move || {
+            let (c, u, b) = (c.clone(), u.clone(), b.clone());
+            async move {
+                let r = c
+                    .post(&u)
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await;
+                matches!(r, Ok(r) if r.status() == 201)
+            }
+        })
+        .await;
+
+        // 2b. The same requests in process (no TCP, no HTTP client sharing the CPU).
+        let (r, b) = (in_process.clone(), body.clone());
+        let (oneshot_rate, oneshot_lat, oneshot_cpu) = run(move || {
+            let (r, b) = (r.clone(), b.clone());
+            async move {
+                use tower::ServiceExt;
+                let req = axum::http::Request::post("/api/v1/inquiries")
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(b))
+                    .unwrap();
+                matches!(r.oneshot(req).await, Ok(res) if res.status() == 201)
+            }
+        })
+        .await;
+
+        // 2c. The same over HTTP, each submission from a new address: every one
+        // creates its person (a lookup row and a data key) before its case.
+        let (c, u) = (client.clone(), url.clone());
+        let (new_address_rate, new_address_lat, new_address_cpu) = run(move || {
+            let (c, u) = (c.clone(), u.clone());
+            async move {
+                let body = serde_json::json!({
+                    "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ",
+                    "email": format!("t{}@example.jp", Uuid::now_v7().simple()),
+                    "prefecture": "東京都", "segment": "i_turn", "topics": ["work", "housing"],
+                    "method": "online", "message": "冬の暮らしについて相談したいです。",
+                    "consent": true
+                })
+                .to_string();
+                let r = c
+                    .post(&u)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                matches!(r, Ok(r) if r.status() == 201)
+            }
+        })
+        .await;
+
+        let (append_after, _, _) = run(single_append).await;
+        let append_rate = (append_before + append_after) / 2.0;
+
+        // 3. The form page (each view also records its funnel step).
+        let (c, u) = (client.clone(), format!("http://{addr}/inquiry"));
+        let (render_rate, render_lat, _) = run(move || {
+            let (c, u) = (c.clone(), u.clone());
+            async move { matches!(c.get(&u).send().await, Ok(r) if r.status() == 200) }
+        })
+        .await;
+
+        // 4. Diagnostics of what per-person encryption adds to a submission: finding
         // the person by the keyed hash of a known address (one statement, no write),
         // creating a new person (the lookup row and the wrapped data key, one
         // statement that commits), and the case-shaped append with its personal part
-        // sealed by the store.
+        // sealed by the store. Last, so that the phases compared with the tree before
+        // encryption run on the same history (these write persons and events of their
+        // own).
         let vault = personal_store.vault().clone();
         let known = kujira_domain::values::Email::parse("taro@example.jp").unwrap();
         let (v, k) = (vault.clone(), known.clone());
-        let (known_lookup_rate, _) = run(move || {
+        let (known_lookup_rate, _, _) = run(move || {
             let (v, k) = (v.clone(), k.clone());
             async move { v.person_for_email(&k).await.is_ok() }
         })
         .await;
         let v = vault.clone();
-        let (new_person_rate, _) = run(move || {
+        let (new_person_rate, _, _) = run(move || {
             let v = v.clone();
             async move {
                 let email = kujira_domain::values::Email::parse(&format!(
@@ -214,7 +339,7 @@ fn main() {
         .await;
         let person = vault.person_for_email(&known).await.unwrap().person_id;
         let s = personal_store.clone();
-        let (sealed_append_rate, _) = run(move || {
+        let (sealed_append_rate, _, _) = run(move || {
             let s = s.clone();
             async move {
                 let meta = Metadata::new("bench", Uuid::now_v7());
@@ -254,84 +379,6 @@ fn main() {
                 .await
                 .is_ok()
             }
-        })
-        .await;
-
-        // 2. Inquiries through the API over HTTP.
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(CLIENTS)
-            .build()
-            .unwrap();
-        let url = format!("http://{addr}/api/v1/inquiries");
-        let body = serde_json::json!({
-            "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ", "email": "taro@example.jp",
-            "prefecture": "東京都", "segment": "i_turn", "topics": ["work", "housing"],
-            "method": "online", "message": "冬の暮らしについて相談したいです。", "consent": true
-        })
-        .to_string();
-        let (c, u, b) = (client.clone(), url.clone(), body.clone());
-        let (submit_rate, lat) = run(move || {
-            let (c, u, b) = (c.clone(), u.clone(), b.clone());
-            async move {
-                let r = c
-                    .post(&u)
-                    .header("content-type", "application/json")
-                    .body(b)
-                    .send()
-                    .await;
-                matches!(r, Ok(r) if r.status() == 201)
-            }
-        })
-        .await;
-
-        // 2b. The same requests in process (no TCP, no HTTP client sharing the CPU).
-        let (r, b) = (in_process.clone(), body.clone());
-        let (oneshot_rate, oneshot_lat) = run(move || {
-            let (r, b) = (r.clone(), b.clone());
-            async move {
-                use tower::ServiceExt;
-                let req = axum::http::Request::post("/api/v1/inquiries")
-                    .header("content-type", "application/json")
-                    .body(axum::body::Body::from(b))
-                    .unwrap();
-                matches!(r.oneshot(req).await, Ok(res) if res.status() == 201)
-            }
-        })
-        .await;
-
-        // 2c. The same over HTTP, each submission from a new address: every one
-        // creates its person (a lookup row and a data key) before its case.
-        let (c, u) = (client.clone(), url.clone());
-        let (new_address_rate, new_address_lat) = run(move || {
-            let (c, u) = (c.clone(), u.clone());
-            async move {
-                let body = serde_json::json!({
-                    "name": "柏崎 太郎", "name_kana": "カシワザキ タロウ",
-                    "email": format!("t{}@example.jp", Uuid::now_v7().simple()),
-                    "prefecture": "東京都", "segment": "i_turn", "topics": ["work", "housing"],
-                    "method": "online", "message": "冬の暮らしについて相談したいです。",
-                    "consent": true
-                })
-                .to_string();
-                let r = c
-                    .post(&u)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                matches!(r, Ok(r) if r.status() == 201)
-            }
-        })
-        .await;
-
-        let (append_after, _) = run(single_append).await;
-        let append_rate = (append_before + append_after) / 2.0;
-
-        // 3. The form page (each view also records its funnel step).
-        let (c, u) = (client.clone(), format!("http://{addr}/inquiry"));
-        let (render_rate, render_lat) = run(move || {
-            let (c, u) = (c.clone(), u.clone());
-            async move { matches!(c.get(&u).send().await, Ok(r) if r.status() == 200) }
         })
         .await;
 
@@ -377,6 +424,18 @@ fn main() {
             sealed_append_rate / append_rate,
             case_append_rate / append_rate
         );
+        println!("  CPU per operation, this process (service and clients) / postgres:");
+        for (what, c) in [
+            ("single appends", append_cpu),
+            ("POST, same address", submit_cpu),
+            ("in process, same address", oneshot_cpu),
+            ("POST, new addresses", new_address_cpu),
+        ] {
+            println!(
+                "    {what:<26} {:>6.0} us / {:>6.0} us",
+                c.own_us, c.db_us
+            );
+        }
         println!(
             "  GET /inquiry renders:            {render_rate:>8.0} /s  (ratio to appends {:.2})",
             render_rate / append_rate

@@ -166,7 +166,7 @@ impl EventStore {
                 }
                 Ok(rows) => {
                     self.appended.send_modify(|n| *n = n.wrapping_add(1));
-                    let positions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+                    let positions: Vec<i64> = rows.iter().map(|r| r.get("position")).collect();
                     return Ok(AppendResult {
                         stream_version: base + events.len() as u64,
                         first_position: positions.iter().copied().min().unwrap_or_default(),
@@ -212,14 +212,14 @@ impl EventStore {
         if rows.is_empty() {
             return Ok(None);
         }
-        let found = |id: &Uuid| rows.iter().find(|r| r.get::<Uuid, _>(0) == *id);
+        let found = |id: &Uuid| rows.iter().find(|r| r.get::<Uuid, _>("event_id") == *id);
         let mut versions = Vec::with_capacity(ids.len());
         let mut positions = Vec::with_capacity(ids.len());
         for id in ids {
             match found(id) {
-                Some(row) if row.get::<String, _>(1) == stream.as_str() => {
-                    versions.push(row.get::<i64, _>(2));
-                    positions.push(row.get::<i64, _>(3));
+                Some(row) if row.get::<String, _>("stream_name") == stream.as_str() => {
+                    versions.push(row.get::<i64, _>("stream_version"));
+                    positions.push(row.get::<i64, _>("position"));
                 }
                 _ => return Err(Error::DuplicateEventId(*id)),
             }
@@ -409,15 +409,17 @@ impl EventStore {
     pub async fn reader_lag(&self) -> Result<ReaderLag, Error> {
         let row = sqlx::query(
             "SELECT \
-               (SELECT count(*) FROM events WHERE transaction_id >= eventlog_watermark()), \
+               (SELECT count(*) FROM events WHERE transaction_id >= eventlog_watermark()) \
+                 AS events_held_back, \
                (SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0)::float8 \
-                  FROM pg_stat_activity WHERE backend_xid IS NOT NULL)",
+                  FROM pg_stat_activity WHERE backend_xid IS NOT NULL) \
+                 AS oldest_transaction_seconds",
         )
         .fetch_one(&self.pool)
         .await?;
         Ok(ReaderLag {
-            events_held_back: row.get(0),
-            oldest_transaction_seconds: row.get(1),
+            events_held_back: row.get("events_held_back"),
+            oldest_transaction_seconds: row.get("oldest_transaction_seconds"),
         })
     }
 
