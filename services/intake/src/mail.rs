@@ -17,7 +17,7 @@ use kujira_domain::mail::{
     MailContent, MailFacts, MailQueued, MailRequested, RenderError, RenderMail,
 };
 use kujira_domain::person::ContactDetails;
-use maud::{Markup, html};
+use kujira_web::mail_body::MailBody;
 
 pub use kujira_domain::calendar::date_ja;
 
@@ -41,60 +41,6 @@ fn opt<T: Copy>(v: Option<T>, label: fn(T) -> &'static str) -> String {
 
 fn text_or_blank(v: Option<&impl AsRef<str>>) -> String {
     v.map_or_else(|| "（未入力）".to_owned(), |s| s.as_ref().to_owned())
-}
-
-/// A mail's rows as a plain-text block and as an HTML definition list.
-fn rows_text(rows: &[(&str, String)]) -> String {
-    rows.iter()
-        .map(|(k, v)| format!("■{k}\n{v}\n"))
-        .collect::<Vec<_>>()
-        .join("")
-}
-
-fn rows_html(rows: &[(&str, String)]) -> Markup {
-    html! {
-        table style="border-collapse:collapse" {
-            @for (k, v) in rows {
-                tr {
-                    th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0;white-space:nowrap" { (k) }
-                    td style="padding:4px 0;white-space:pre-wrap" { (v) }
-                }
-            }
-        }
-    }
-}
-
-fn signature_text(config: &Config) -> String {
-    let w = &config.words;
-    format!(
-        "――――――――――――――――\n{}\n{}\n電話：{}（{}）\nメール：{}\n{}\n――――――――――――――――\n※このメールは送信専用アドレスからお送りしています。",
-        w.site_name, w.desk_name, w.desk_phone, w.desk_hours, w.desk_email, config.public_url
-    )
-}
-
-fn signature_html(config: &Config) -> Markup {
-    let w = &config.words;
-    html! {
-        hr;
-        p {
-            (w.site_name) br; (w.desk_name) br;
-            "電話：" (w.desk_phone) "（" (w.desk_hours) "）" br;
-            "メール：" (w.desk_email) br;
-            a href=(config.public_url) { (config.public_url) }
-        }
-        p style="color:#666;font-size:small" { "※このメールは送信専用アドレスからお送りしています。" }
-    }
-}
-
-fn html_mail(body: Markup) -> String {
-    html! {
-        (maud::DOCTYPE)
-        html lang="ja" {
-            head { meta charset="utf-8"; }
-            body style="font-family:sans-serif;line-height:1.7;color:#1a1a1a" { (body) }
-        }
-    }
-    .into_string()
 }
 
 /// The link to the case on the staff desk.
@@ -125,46 +71,47 @@ fn build(config: &Config, opening: &CaseOpening, p: Parts) -> Vec<MailRequested>
         "【{}】新しい{}（受付番号 {reference}）",
         w.site_name, p.kind_ja
     );
-    let staff_text = format!(
-        "{kind}がありました。\n\n受付番号：{reference}\n受付日時：{received}\n\n{rows}\n案件を開く：\n{url}\n\n{sig}",
-        kind = p.kind_ja,
-        rows = rows_text(&p.staff_rows),
-        sig = signature_text(config),
-    );
-    let staff_html = html_mail(html! {
-        p { (p.kind_ja) "がありました。" }
-        p { "受付番号：" strong { (reference) } br; "受付日時：" (received) }
-        (rows_html(&p.staff_rows))
-        p { a href=(url) { "案件を開く" } }
-        (signature_html(config))
-    });
+    let owned = |rows: &[(&str, String)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    };
+    let numbered = format!("受付番号：{reference}\n受付日時：{received}");
+    let staff = MailBody {
+        greeting: format!("{}がありました。", p.kind_ja),
+        paragraphs: vec![numbered.clone()],
+        sections: vec![("受付内容".into(), owned(&p.staff_rows))],
+        links: vec![("案件を開く".into(), url)],
+        ..MailBody::default()
+    };
+    let signature = kujira_web::mail_body::signature(config);
+    let (staff_text, staff_html) = (staff.text(&signature), staff.html(&signature));
 
     let applicant_subject = format!(
         "【{}】{}を受け付けました（受付番号 {reference}）",
         w.site_name, p.kind_ja
     );
-    let applicant_text = format!(
-        "{name} 様\n\n{city}の{site}へ{kind}をいただき、ありがとうございます。\n以下の内容で受け付けました（受付完了）。\n\n受付番号：{reference}\n受付日時：{received}\n\n【今後の流れ】\n{next}\nお問い合わせの際は、受付番号をお知らせください。\n\n【お申し込み内容】\n{rows}\nこのメールにお心当たりのない場合は、お手数ですが下記までご連絡ください。\n\n{sig}",
-        name = p.name,
-        city = w.city_name,
-        site = w.site_name,
-        kind = p.kind_ja,
-        next = p.next_steps,
-        rows = rows_text(&p.applicant_rows),
-        sig = signature_text(config),
-    );
-    let applicant_html = html_mail(html! {
-        p { (p.name) " 様" }
-        p { (w.city_name) "の" (w.site_name) "へ" (p.kind_ja) "をいただき、ありがとうございます。以下の内容で受け付けました（受付完了）。" }
-        p { "受付番号：" strong { (reference) } br; "受付日時：" (received) }
-        h2 style="font-size:medium" { "今後の流れ" }
-        p { (p.next_steps) }
-        p { "お問い合わせの際は、受付番号をお知らせください。" }
-        h2 style="font-size:medium" { "お申し込み内容" }
-        (rows_html(&p.applicant_rows))
-        p { "このメールにお心当たりのない場合は、お手数ですが下記までご連絡ください。" }
-        (signature_html(config))
-    });
+    let applicant = MailBody {
+        greeting: format!("{} 様", p.name),
+        paragraphs: vec![
+            format!(
+                "{}の{}へ{}をいただき、ありがとうございます。\n以下の内容で受け付けました（受付完了）。",
+                w.city_name, w.site_name, p.kind_ja
+            ),
+            numbered,
+            format!(
+                "【今後の流れ】\n{}\nお問い合わせの際は、受付番号をお知らせください。",
+                p.next_steps.trim_end()
+            ),
+        ],
+        sections: vec![("お申し込み内容".into(), owned(&p.applicant_rows))],
+        closing: vec![
+            "このメールにお心当たりのない場合は、お手数ですが下記までご連絡ください。".into(),
+            "※このメールは送信専用アドレスからお送りしています。".into(),
+        ],
+        ..MailBody::default()
+    };
+    let (applicant_text, applicant_html) = (applicant.text(&signature), applicant.html(&signature));
 
     vec![
         MailRequested {

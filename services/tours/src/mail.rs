@@ -19,7 +19,7 @@ use kujira_domain::personal::Personal;
 use kujira_domain::tour::{
     SignUp, SignUpPersonal, Standing, Tour, TourDetails, TourEvent, TourState,
 };
-use maud::{Markup, html};
+use kujira_web::mail_body::MailBody;
 use uuid::Uuid;
 
 use crate::token;
@@ -440,16 +440,6 @@ struct Renderer<'a> {
     d: &'a TourDetails,
 }
 
-/// A mail's body as paragraphs and labelled rows, turned into both alternatives so
-/// that the text and the HTML always say the same thing.
-struct Body {
-    greeting: String,
-    paragraphs: Vec<String>,
-    sections: Vec<(String, Vec<(String, String)>)>,
-    link: Option<(String, String)>,
-    closing: Vec<String>,
-}
-
 impl Renderer<'_> {
     fn key(&self, s: &SignUp, what: &str) -> String {
         format!("tour/{}/sign-up/{}/{what}", self.tour_id, s.id)
@@ -494,13 +484,7 @@ impl Renderer<'_> {
     }
 
     fn signature(&self) -> Vec<String> {
-        let w = &self.config.words;
-        vec![
-            w.desk_name.clone(),
-            format!("電話：{}（{}）", w.desk_phone, w.desk_hours),
-            format!("メール：{}", w.desk_email),
-            format!("{}（{}）", w.site_name, self.config.public_url),
-        ]
+        kujira_web::mail_body::signature(self.config)
     }
 
     fn link(&self, s: &SignUp) -> (String, String) {
@@ -516,7 +500,7 @@ impl Renderer<'_> {
         what: &str,
         template: &str,
         subject: String,
-        body: Body,
+        body: MailBody,
         attachments: Vec<Attachment>,
     ) -> MailRequested {
         MailRequested {
@@ -525,8 +509,8 @@ impl Renderer<'_> {
             personal: MailContent {
                 to: vec![pd(s).email.to_string()],
                 subject,
-                text: body.text_with(&self.signature()),
-                html: Some(body.html_with(&self.signature())),
+                text: body.text(&self.signature()),
+                html: Some(body.html(&self.signature())),
                 attachments,
                 unsubscribe_url: None,
             }
@@ -554,15 +538,16 @@ impl Renderer<'_> {
             ]
         };
         paragraphs.push("カレンダーに登録できるファイル（tour.ics）を添付しています。".into());
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", pd(s).name),
             paragraphs,
             sections: vec![
                 ("ツアーの内容".into(), self.tour_rows()),
                 ("お申し込みの内容".into(), self.party_rows(s)),
             ],
-            link: Some(self.link(s)),
+            links: vec![self.link(s)],
             closing: vec!["当日お会いできることを楽しみにしています。".into()],
+            lists: vec![],
         };
         let ics = Attachment {
             filename: "tour.ics".into(),
@@ -593,7 +578,7 @@ impl Renderer<'_> {
     }
 
     fn waitlisted(&self, s: &SignUp, position: u32) -> MailRequested {
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", pd(s).name),
             paragraphs: vec![
                 format!(
@@ -607,8 +592,9 @@ impl Renderer<'_> {
                 ("ツアーの内容".into(), self.tour_rows()),
                 ("お申し込みの内容".into(), self.party_rows(s)),
             ],
-            link: Some(self.link(s)),
+            links: vec![self.link(s)],
             closing: vec![],
+            lists: vec![],
         };
         self.to_party(
             s,
@@ -641,7 +627,7 @@ impl Renderer<'_> {
             Standing::Confirmed => "ツアーへのお申し込み",
             Standing::Waitlisted => "キャンセル待ち",
         };
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", pd(s).name),
             paragraphs: vec![
                 format!("「{}」の{what}のキャンセルを受け付けました。", self.d.title),
@@ -649,8 +635,9 @@ impl Renderer<'_> {
                     .into(),
             ],
             sections: vec![("キャンセルしたツアー".into(), self.tour_rows())],
-            link: None,
+            links: vec![],
             closing: vec![],
+            lists: vec![],
         };
         // Only a confirmed party was sent the calendar entry to take back.
         let attachments = match was {
@@ -700,15 +687,16 @@ impl Renderer<'_> {
             paragraphs
                 .push("カレンダーの予定を更新できるファイル（tour.ics）を添付しています。".into());
         }
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", pd(s).name),
             paragraphs,
             sections: vec![
                 ("変更後のツアーの内容".into(), self.tour_rows()),
                 ("お申し込みの内容".into(), self.party_rows(s)),
             ],
-            link: Some(self.link(s)),
+            links: vec![self.link(s)],
             closing: vec!["ご不便をおかけしますが、よろしくお願いいたします。".into()],
+            lists: vec![],
         };
         let attachments = if confirmed {
             vec![Attachment {
@@ -732,8 +720,8 @@ impl Renderer<'_> {
             personal: MailContent {
                 to: vec![pd(s).email.to_string()],
                 subject: self.subject("ツアーの内容変更のお知らせ"),
-                text: body.text_with(&self.signature()),
-                html: Some(body.html_with(&self.signature())),
+                text: body.text(&self.signature()),
+                html: Some(body.html(&self.signature())),
                 attachments,
                 unsubscribe_url: None,
             }
@@ -753,12 +741,13 @@ impl Renderer<'_> {
             "お手続きは必要ありません。次回のツアーやオーダーメイドツアーについては、窓口までお気軽にお問い合わせください。"
                 .into(),
         );
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", pd(s).name),
             paragraphs,
             sections: vec![("中止となったツアー".into(), self.tour_rows())],
-            link: None,
+            links: vec![],
             closing: vec![],
+            lists: vec![],
         };
         MailRequested {
             key: format!("tour/{}/cancelled/{}", self.tour_id, s.id),
@@ -766,8 +755,8 @@ impl Renderer<'_> {
             personal: MailContent {
                 to: vec![pd(s).email.to_string()],
                 subject: self.subject("ツアー中止のお知らせ"),
-                text: body.text_with(&self.signature()),
-                html: Some(body.html_with(&self.signature())),
+                text: body.text(&self.signature()),
+                html: Some(body.html(&self.signature())),
                 // A CANCEL for an entry a waitlisted party never had is ignored by
                 // calendar clients, so every party gets it.
                 attachments: vec![self.ics_cancel(at)],
@@ -817,7 +806,7 @@ impl Renderer<'_> {
                 format!("{}組", self.tour.waitlist_length()),
             ),
         ];
-        let body = Body {
+        let body = MailBody {
             greeting: "移住コンシェルジュ各位".into(),
             paragraphs: vec![format!("「{}」に{what_ja}がありました。", self.d.title)],
             sections: vec![
@@ -825,11 +814,12 @@ impl Renderer<'_> {
                 ("お申し込み".into(), person),
                 ("現在の状況".into(), counts),
             ],
-            link: Some((
+            links: vec![(
                 "ツアーの参加者一覧".into(),
                 format!("{}/desk/tours/{}", self.config.public_url, self.tour_id),
-            )),
+            )],
             closing: vec![],
+            lists: vec![],
         };
         MailRequested {
             key: format!("{}/concierge", self.key(s, what)),
@@ -842,81 +832,13 @@ impl Renderer<'_> {
                     self.d.title, s.party.adults, s.party.children
                 ),
                 // Staff mail: no public signature, only where it comes from.
-                text: body.text_with(&[format!("{} 自動送信", self.config.words.site_name)]),
-                html: Some(body.html_with(&[format!("{} 自動送信", self.config.words.site_name)])),
+                text: body.text(&[format!("{} 自動送信", self.config.words.site_name)]),
+                html: Some(body.html(&[format!("{} 自動送信", self.config.words.site_name)])),
                 attachments: vec![],
                 unsubscribe_url: None,
             }
             .into(),
         }
-    }
-}
-
-impl Body {
-    fn text_with(&self, signature: &[String]) -> String {
-        let mut out = format!("{}\n\n", self.greeting);
-        for p in &self.paragraphs {
-            out.push_str(p);
-            out.push_str("\n\n");
-        }
-        for (title, rows) in &self.sections {
-            out.push_str(&format!("■{title}\n"));
-            for (k, v) in rows {
-                // Multi-line values (needs) stay readable, indented under their label.
-                let v = v.replace('\n', "\n　　");
-                out.push_str(&format!("　{k}：{v}\n"));
-            }
-            out.push('\n');
-        }
-        if let Some((label, url)) = &self.link {
-            out.push_str(&format!("■{label}\n{url}\n\n"));
-        }
-        for c in &self.closing {
-            out.push_str(c);
-            out.push_str("\n\n");
-        }
-        if !signature.is_empty() {
-            out.push_str("――――――――――――――――\n");
-            for l in signature {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    fn html_with(&self, signature: &[String]) -> String {
-        let markup: Markup = html! {
-            (maud::DOCTYPE)
-            html lang="ja" {
-                head { meta charset="utf-8"; }
-                body style="font-family: sans-serif; line-height: 1.7; color: #222;" {
-                    p { (self.greeting) }
-                    @for p in &self.paragraphs { p { (p) } }
-                    @for (title, rows) in &self.sections {
-                        h2 style="font-size: 1.05em; border-left: 4px solid #1d6fa5; padding-left: .5em;" { (title) }
-                        table style="border-collapse: collapse;" {
-                            @for (k, v) in rows {
-                                tr {
-                                    th style="text-align: left; padding: .2em 1em .2em 0; vertical-align: top; white-space: nowrap;" scope="row" { (k) }
-                                    td style="padding: .2em 0; white-space: pre-wrap;" { (v) }
-                                }
-                            }
-                        }
-                    }
-                    @if let Some((label, url)) = &self.link {
-                        h2 style="font-size: 1.05em; border-left: 4px solid #1d6fa5; padding-left: .5em;" { (label) }
-                        p { a href=(url) { (url) } }
-                    }
-                    @for c in &self.closing { p { (c) } }
-                    @if !signature.is_empty() {
-                        hr;
-                        p { @for l in signature { (l) br; } }
-                    }
-                }
-            }
-        };
-        markup.into_string()
     }
 }
 

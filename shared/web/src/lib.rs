@@ -17,6 +17,8 @@
 //!   handlers enforce ([`contract::BodySchema`]).
 //! * [`idempotency`]: the one `Idempotency-Key` rule of every JSON API.
 //! * [`funnel`]: recording funnel steps (`funnel-<form token id>` streams).
+//! * [`mail_body`]: the one layout of the mails rendered at send time (text and HTML
+//!   from one body) and the city's signature.
 //!
 //! A typical HTML flow (see `services/intake` for a complete one):
 //!
@@ -42,6 +44,7 @@ pub mod fields;
 pub mod funnel;
 pub mod idempotency;
 pub mod layout;
+pub mod mail_body;
 pub mod ratelimit;
 pub mod security;
 

@@ -15,6 +15,7 @@ use kujira_domain::mail::{
     Attachment, MailContent, MailFacts, MailQueued, RenderError, RenderMail,
 };
 use kujira_domain::values::ConsultationMethod;
+use kujira_web::mail_body::MailBody;
 use uuid::Uuid;
 
 /// The template of the consultation mail.
@@ -144,49 +145,34 @@ impl RenderMail for DeskMailTemplates {
             ConsultationMethod::Fair => "出張相談会・移住フェア",
         };
         let mut rows = vec![
-            ("日時", format!("{when}〜{end}（{}分）", c.minutes)),
-            ("相談方法", how.to_owned()),
+            (
+                "日時".to_owned(),
+                format!("{when}〜{end}（{}分）", c.minutes),
+            ),
+            ("相談方法".to_owned(), how.to_owned()),
         ];
         if let Some(p) = &place {
-            rows.push(("場所", p.clone()));
+            rows.push(("場所".to_owned(), p.clone()));
         }
         if let Some(n) = &note.note {
-            rows.push(("ご案内", n.to_string()));
+            rows.push(("ご案内".to_owned(), n.to_string()));
         }
-        let rows_text: String = rows.iter().map(|(k, v)| format!("■{k}\n{v}\n")).collect();
         let subject = format!("【{}】移住相談の日時のご案内", w.site_name);
-        let text = format!(
-            "{name} 様\n\n{city}の{desk}です。移住相談の日時が決まりましたので、お知らせします。\n\n{rows_text}\nカレンダーに登録できるファイル（consultation.ics）を添付しています。\nご都合が悪くなった場合は、お手数ですが下記までご連絡ください。\n\n――――――――――――――――\n{site}\n{desk}\n電話：{phone}（{hours}）\nメール：{email_desk}\n――――――――――――――――",
-            city = w.city_name,
-            desk = w.desk_name,
-            site = w.site_name,
-            phone = w.desk_phone,
-            hours = w.desk_hours,
-            email_desk = w.desk_email,
-        );
-        let html = maud::html! {
-            (maud::DOCTYPE)
-            html lang="ja" {
-                head { meta charset="utf-8"; }
-                body style="font-family:sans-serif;line-height:1.7;color:#1a1a1a" {
-                    p { (name) " 様" }
-                    p { (w.city_name) "の" (w.desk_name) "です。移住相談の日時が決まりましたので、お知らせします。" }
-                    table style="border-collapse:collapse" {
-                        @for (k, v) in &rows {
-                            tr {
-                                th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0;white-space:nowrap" { (k) }
-                                td style="padding:4px 0;white-space:pre-wrap" { (v) }
-                            }
-                        }
-                    }
-                    p { "カレンダーに登録できるファイル（consultation.ics）を添付しています。" }
-                    p { "ご都合が悪くなった場合は、お手数ですが下記までご連絡ください。" }
-                    hr;
-                    p { (w.site_name) br; (w.desk_name) br; "電話：" (w.desk_phone) "（" (w.desk_hours) "）" br; "メール：" (w.desk_email) }
-                }
-            }
-        }
-        .into_string();
+        let body = MailBody {
+            greeting: format!("{name} 様"),
+            paragraphs: vec![format!(
+                "{}の{}です。移住相談の日時が決まりましたので、お知らせします。",
+                w.city_name, w.desk_name
+            )],
+            sections: vec![("ご相談の日時".into(), rows)],
+            closing: vec![
+                "カレンダーに登録できるファイル（consultation.ics）を添付しています。".into(),
+                "ご都合が悪くなった場合は、お手数ですが下記までご連絡ください。".into(),
+            ],
+            ..MailBody::default()
+        };
+        let signature = kujira_web::mail_body::signature(&self.config);
+        let (text, html) = (body.text(&signature), body.html(&signature));
         Ok(MailContent {
             to: vec![email],
             subject,

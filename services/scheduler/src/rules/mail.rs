@@ -15,7 +15,7 @@ use kujira_domain::inquiry::{ConsultationEvent, Stage};
 use kujira_domain::mail::{MailContent, MailFacts, MailQueued, RenderError, RenderMail};
 use kujira_domain::tour::{SignUp, Tour, TourDetails, TourEvent};
 use kujira_tours::mail::{fee_ja, feedback_link, ja_datetime, ja_span, sign_up_link};
-use maud::{Markup, html};
+use kujira_web::mail_body::MailBody;
 
 use super::streams::{
     CaseRef, DigestCompiled, DigestItem, DigestSection, DigestTour, StaffMailEvent,
@@ -115,110 +115,6 @@ fn phase_ja(phase: &str) -> &'static str {
     }
 }
 
-/// A titled list of lines, each with an optional link.
-type LinkedList = (String, Vec<(String, Option<String>)>);
-
-/// A mail's body as greeting, paragraphs, labelled rows, links and closing lines,
-/// turned into both alternatives so that the text and the HTML say the same.
-#[derive(Default)]
-struct Body {
-    greeting: String,
-    paragraphs: Vec<String>,
-    sections: Vec<(String, Vec<(String, String)>)>,
-    /// Lists of lines, each with an optional link.
-    lists: Vec<LinkedList>,
-    links: Vec<(String, String)>,
-    closing: Vec<String>,
-}
-
-impl Body {
-    fn text(&self, signature: &[String]) -> String {
-        let mut out = format!("{}\n\n", self.greeting);
-        for p in &self.paragraphs {
-            out.push_str(p);
-            out.push_str("\n\n");
-        }
-        for (title, rows) in &self.sections {
-            out.push_str(&format!("■{title}\n"));
-            for (k, v) in rows {
-                out.push_str(&format!("　{k}：{}\n", v.replace('\n', "\n　　")));
-            }
-            out.push('\n');
-        }
-        for (title, lines) in &self.lists {
-            out.push_str(&format!("■{title}\n"));
-            for (line, link) in lines {
-                out.push_str(&format!("・{line}\n"));
-                if let Some(url) = link {
-                    out.push_str(&format!("　{url}\n"));
-                }
-            }
-            out.push('\n');
-        }
-        for (label, url) in &self.links {
-            out.push_str(&format!("■{label}\n{url}\n\n"));
-        }
-        for c in &self.closing {
-            out.push_str(c);
-            out.push_str("\n\n");
-        }
-        if !signature.is_empty() {
-            out.push_str("――――――――――――――――\n");
-            for l in signature {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    fn html(&self, signature: &[String]) -> String {
-        const H2: &str = "font-size: 1.05em; border-left: 4px solid #1d6fa5; padding-left: .5em;";
-        let markup: Markup = html! {
-            (maud::DOCTYPE)
-            html lang="ja" {
-                head { meta charset="utf-8"; }
-                body style="font-family: sans-serif; line-height: 1.7; color: #222;" {
-                    p { (self.greeting) }
-                    @for p in &self.paragraphs { p style="white-space: pre-wrap;" { (p) } }
-                    @for (title, rows) in &self.sections {
-                        h2 style=(H2) { (title) }
-                        table style="border-collapse: collapse;" {
-                            @for (k, v) in rows {
-                                tr {
-                                    th style="text-align: left; padding: .2em 1em .2em 0; vertical-align: top; white-space: nowrap;" scope="row" { (k) }
-                                    td style="padding: .2em 0; white-space: pre-wrap;" { (v) }
-                                }
-                            }
-                        }
-                    }
-                    @for (title, lines) in &self.lists {
-                        h2 style=(H2) { (title) }
-                        ul {
-                            @for (line, link) in lines {
-                                li {
-                                    @if let Some(url) = link { a href=(url) { (line) } }
-                                    @else { (line) }
-                                }
-                            }
-                        }
-                    }
-                    @for (label, url) in &self.links {
-                        h2 style=(H2) { (label) }
-                        p { a href=(url) { (url) } }
-                    }
-                    @for c in &self.closing { p { (c) } }
-                    @if !signature.is_empty() {
-                        hr;
-                        p { @for l in signature { (l) br; } }
-                    }
-                }
-            }
-        };
-        markup.into_string()
-    }
-}
-
 struct Renderer<'a> {
     config: &'a Config,
 }
@@ -230,14 +126,7 @@ impl Renderer<'_> {
 
     /// The public signature of applicant mail.
     fn signature(&self) -> Vec<String> {
-        let w = &self.config.words;
-        vec![
-            w.site_name.clone(),
-            w.desk_name.clone(),
-            format!("電話：{}（{}）", w.desk_phone, w.desk_hours),
-            format!("メール：{}", w.desk_email),
-            self.config.public_url.clone(),
-        ]
+        kujira_web::mail_body::signature(self.config)
     }
 
     fn staff_signature(&self) -> Vec<String> {
@@ -247,7 +136,7 @@ impl Renderer<'_> {
         )]
     }
 
-    fn applicant(&self, to: &Addressee, subject: String, body: &Body) -> MailContent {
+    fn applicant(&self, to: &Addressee, subject: String, body: &MailBody) -> MailContent {
         MailContent {
             to: vec![to.email.clone()],
             subject,
@@ -317,7 +206,7 @@ impl Renderer<'_> {
             .starts_at
             .with_timezone(&self.config.timezone)
             .date_naive();
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", to.name),
             paragraphs: vec![
                 format!(
@@ -338,7 +227,7 @@ impl Renderer<'_> {
                     w.desk_name, w.desk_phone
                 ),
             ],
-            ..Body::default()
+            ..MailBody::default()
         };
         // The date and the tour, nothing about the person.
         let subject = self.subject(&format!(
@@ -357,7 +246,7 @@ impl Renderer<'_> {
         to: &Addressee,
     ) -> MailContent {
         let w = &self.config.words;
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", to.name),
             paragraphs: vec![
                 format!(
@@ -378,7 +267,7 @@ impl Renderer<'_> {
                 "住まいや仕事、子育てのことなど、{}での暮らしについて気になることがあれば、いつでもお気軽にご相談ください。",
                 w.city_name
             )],
-            ..Body::default()
+            ..MailBody::default()
         };
         let subject = self.subject(&format!("ご参加ありがとうございました：{}", d.title));
         self.applicant(to, subject, &body)
@@ -449,7 +338,7 @@ impl Renderer<'_> {
                 ),
             )
         };
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", to.name),
             paragraphs: vec![
                 opening,
@@ -464,7 +353,7 @@ impl Renderer<'_> {
                 "このメールは、{}へ移住のご相談をいただいた方にお送りしています。",
                 w.desk_name
             )],
-            ..Body::default()
+            ..MailBody::default()
         };
         self.applicant(to, self.subject(&subject), &body)
     }
@@ -476,7 +365,7 @@ impl Renderer<'_> {
         } else {
             format!("{days}日")
         };
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} 様", to.name),
             paragraphs: vec![
                 format!(
@@ -486,7 +375,7 @@ impl Renderer<'_> {
                 self.config.rules.community_info.clone(),
                 "暮らしの中で困っていることや、知りたいことがあれば、移住・定住相談窓口までお気軽にご連絡ください。".into(),
             ],
-            ..Body::default()
+            ..MailBody::default()
         };
         let subject = self.subject(&format!("{}での暮らしはいかがですか", w.city_name));
         self.applicant(to, subject, &body)
@@ -513,7 +402,7 @@ impl Renderer<'_> {
         format!("{}/desk/cases/{case_id}", self.config.public_url)
     }
 
-    fn staff_mail(&self, to: &str, subject: String, body: &Body) -> MailContent {
+    fn staff_mail(&self, to: &str, subject: String, body: &MailBody) -> MailContent {
         MailContent {
             to: vec![to.to_owned()],
             subject,
@@ -534,7 +423,7 @@ impl Renderer<'_> {
                 "この案件には担当者がいないため、すべてのコンシェルジュにお送りしています。".into(),
             );
         }
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} さん", n.recipient.display_name),
             paragraphs,
             sections: vec![(
@@ -549,7 +438,7 @@ impl Renderer<'_> {
                 ],
             )],
             links: vec![("案件を開く".into(), self.case_url(n.case_id))],
-            ..Body::default()
+            ..MailBody::default()
         };
         let subject = self.subject(&format!(
             "移住支援金の申請期限が近づいています（受付番号 {}）",
@@ -585,7 +474,7 @@ impl Renderer<'_> {
                 d.tours.iter().map(|t| self.tour_line(t)).collect(),
             ));
         }
-        let body = Body {
+        let body = MailBody {
             greeting: format!("{} さん", d.recipient.display_name),
             paragraphs: vec![format!(
                 "おはようございます。{}の対応状況をお知らせします（{}現在）。案件は受付番号で示しています。詳しくはデスクで確認してください。",
@@ -597,7 +486,7 @@ impl Renderer<'_> {
                 "デスクを開く".into(),
                 format!("{}/desk", self.config.public_url),
             )],
-            ..Body::default()
+            ..MailBody::default()
         };
         // Only the date: counts and cases are in the body, names nowhere.
         let subject = self.subject(&format!("今日の対応のお知らせ（{}）", date_ja(d.date)));
@@ -706,25 +595,5 @@ mod tests {
             date_ja("2026-12-01".parse().unwrap()),
             "2026年12月1日（火）"
         );
-    }
-
-    #[test]
-    fn text_and_html_say_the_same() {
-        let body = Body {
-            greeting: "柏崎 太郎 様".into(),
-            paragraphs: vec!["ご案内です。".into()],
-            lists: vec![(
-                "一覧".into(),
-                vec![("2027-0001".into(), Some("https://x/desk/cases/1".into()))],
-            )],
-            links: vec![("アンケート".into(), "https://x/f".into())],
-            ..Body::default()
-        };
-        let text = body.text(&["署名".into()]);
-        assert!(text.starts_with("柏崎 太郎 様\n\nご案内です。"));
-        assert!(text.contains("・2027-0001\n　https://x/desk/cases/1"));
-        let html = body.html(&["署名".into()]);
-        assert!(html.contains("href=\"https://x/desk/cases/1\""));
-        assert!(html.contains("<html lang=\"ja\">"));
     }
 }
