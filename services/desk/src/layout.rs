@@ -194,6 +194,48 @@ pub fn notice(text: &str) -> Markup {
 }
 
 /// `2026-12-01 09:30` in the city's time zone, or `—`.
+/// Keyset paging under a list, for a list at `path` filtered by the query string
+/// `qs`: a link to newer rows (`before=<cursor>`), one back to the first page, and
+/// one to older rows (`after=<cursor>`), each given with its words; `None` leaves a
+/// link out, and with none at all there is no navigation.
+pub fn pager(
+    path: &str,
+    qs: &str,
+    newer: Option<(&str, String)>,
+    first: Option<&str>,
+    older: Option<(&str, String)>,
+) -> Markup {
+    let href = |key: Option<(&str, &str)>| {
+        let mut h = path.to_owned();
+        let mut sep = '?';
+        if !qs.is_empty() {
+            h.push(sep);
+            h.push_str(qs);
+            sep = '&';
+        }
+        if let Some((k, v)) = key {
+            h.push(sep);
+            h.push_str(&format!("{k}={v}"));
+        }
+        h
+    };
+    html! {
+        @if newer.is_some() || first.is_some() || older.is_some() {
+            nav.pager aria-label="ページ送り" {
+                @if let Some((words, cursor)) = &newer {
+                    a href=(href(Some(("before", cursor)))) rel="prev" { (words) } " "
+                }
+                @if let Some(words) = first {
+                    a href=(href(None)) { (words) } " "
+                }
+                @if let Some((words, cursor)) = &older {
+                    a href=(href(Some(("after", cursor)))) rel="next" { (words) }
+                }
+            }
+        }
+    }
+}
+
 pub fn datetime_ja(at: Option<chrono::DateTime<chrono::Utc>>, tz: chrono_tz::Tz) -> String {
     at.map_or_else(
         || "—".to_owned(),

@@ -444,16 +444,13 @@ pub async fn show(
                     }
                 }))
             }
-            @if after.is_some() || next.is_some() {
-                nav.pager aria-label="消去記録のページ" {
-                    @if after.is_some() {
-                        a href="/desk/privacy" { "← 最新の記録" }
-                    }
-                    @if let Some(n) = &next {
-                        a href={ "/desk/privacy?after=" (n) } rel="next" { "古い記録 →" }
-                    }
-                }
-            }
+            (layout::pager(
+                "/desk/privacy",
+                "",
+                None,
+                after.is_some().then_some("← 最新の記録"),
+                next.map(|n| ("古い記録 →", n)),
+            ))
         }
         style {
             "dl.facts{display:grid;grid-template-columns:minmax(10rem,max-content) 1fr;gap:.35rem 1rem;margin:0 0 1rem}"

@@ -540,26 +540,16 @@ fn page_body(
                         }
                     }
                 }))
-                nav.pager aria-label="ページ送り" {
-                    @if let Some(prev) = listed.prev {
-                        a href=(pager_href(&qs, "before", prev)) rel="prev" { "← 新しい記録" }
-                        " " a href=(with_qs("/desk/audit")) { "最初のページ" }
-                    }
-                    @if let Some(next) = listed.next {
-                        " " a href=(pager_href(&qs, "after", next)) rel="next" { "古い記録 →" }
-                    }
-                }
+                (layout::pager(
+                    "/desk/audit",
+                    &qs,
+                    listed.prev.map(|c| ("← 新しい記録", c.encode())),
+                    listed.prev.is_some().then_some("最初のページ"),
+                    listed.next.map(|c| ("古い記録 →", c.encode())),
+                ))
             }
         }
         (audit_css())
-    }
-}
-
-fn pager_href(qs: &str, key: &str, c: Cursor) -> String {
-    if qs.is_empty() {
-        format!("/desk/audit?{key}={}", c.encode())
-    } else {
-        format!("/desk/audit?{qs}&{key}={}", c.encode())
     }
 }
 

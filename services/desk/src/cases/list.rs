@@ -304,28 +304,16 @@ fn page_body(
                 p role="status" { "条件に合う案件はありません。" }
             } @else {
                 (table(staff, &listed.rows, today, tz))
-                nav.pager aria-label="ページ送り" {
-                    @if let Some(prev) = listed.prev {
-                        a href=(pager_href(&qs, "before", prev)) rel="prev" { "← 新しい案件" }
-                    }
-                    @if listed.prev.is_some() {
-                        " " a href=(if qs.is_empty() { "/desk/cases".to_owned() } else { format!("/desk/cases?{qs}") }) { "最初のページ" }
-                    }
-                    @if let Some(next) = listed.next {
-                        " " a href=(pager_href(&qs, "after", next)) rel="next" { "古い案件 →" }
-                    }
-                }
+                (layout::pager(
+                    "/desk/cases",
+                    &qs,
+                    listed.prev.map(|c| ("← 新しい案件", c.encode())),
+                    listed.prev.is_some().then_some("最初のページ"),
+                    listed.next.map(|c| ("古い案件 →", c.encode())),
+                ))
             }
         }
         (list_css())
-    }
-}
-
-fn pager_href(qs: &str, key: &str, c: Cursor) -> String {
-    if qs.is_empty() {
-        format!("/desk/cases?{key}={}", c.encode())
-    } else {
-        format!("/desk/cases?{qs}&{key}={}", c.encode())
     }
 }
 
