@@ -185,11 +185,7 @@ fn reminder_due(
 }
 
 /// The person to send a tour mail to, if the tour's own stream still says so.
-fn tour_recipient(
-    state: &TourMailState,
-    c: &TourCandidate,
-    now: DateTime<Utc>,
-) -> Option<Uuid> {
+fn tour_recipient(state: &TourMailState, c: &TourCandidate, now: DateTime<Utc>) -> Option<Uuid> {
     let tour = &state.tour;
     let d = tour.details.as_ref()?;
     if tour.status != TourStatus::Published {
