@@ -12,6 +12,7 @@
 //! Admins read the trail at `/desk/audit` and download it as CSV ([`pages`]).
 
 pub mod pages;
+pub mod query;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
