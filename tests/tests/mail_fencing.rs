@@ -253,3 +253,49 @@ async fn an_smtp_outage_loses_nothing_and_two_workers_deliver_each_mail_once() {
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Sent, 3), "{k}");
     }
 }
+
+#[tokio::test]
+async fn the_workers_of_serve_send_side_by_side_and_each_mail_once() {
+    let w = World::new().await;
+    let smtp = SmtpServer::started();
+    let p = w.person().await;
+    let keys: Vec<String> = (0..12).map(|i| format!("k/{i}")).collect();
+    for key in &keys {
+        w.receipt(p, key).await;
+    }
+    // The first message to reach the server is held there.
+    let mut held = smtp.hold_next_data();
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let workers = tokio::spawn(w.mailer(smtp.port).run_workers(3, shutdown.clone()));
+    held.reached("one worker's first message").await;
+
+    // While that worker waits on the server, the others send everything else: one
+    // slow message no longer holds up the rest of the queue.
+    let mut accepted = smtp.state.accepted.subscribe();
+    tokio::time::timeout(DEADLINE, accepted.wait_for(|n| *n >= keys.len() - 1))
+        .await
+        .expect("the other workers send the other 11 mails while one is held")
+        .unwrap();
+    held.release(response::OK);
+    tokio::time::timeout(DEADLINE, accepted.wait_for(|n| *n >= keys.len()))
+        .await
+        .expect("the held mail is sent once released")
+        .unwrap();
+
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, workers)
+        .await
+        .expect("the workers stop on shutdown")
+        .unwrap()
+        .unwrap();
+    assert_eq!(smtp.received().len(), keys.len(), "each mail sent once");
+    for key in &keys {
+        let d = w.delivery(key).await;
+        assert_eq!(
+            (d.status, d.attempts, d.claim),
+            (DeliveryStatus::Sent, 1, None),
+            "{key}: claimed by one worker only"
+        );
+    }
+}

@@ -136,7 +136,7 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
         }
     });
     let mailer = mailer(&config, &store, clock.clone())?;
-    workers.spawn(mailer.run(shutdown.clone()));
+    workers.spawn(mailer.run_workers(config.mail_workers, shutdown.clone()));
     workers.spawn(rules(&config, &store).serve(clock.clone(), shutdown.clone()));
     workers.spawn(kujira_privacy::retention::serve(
         store.clone(),

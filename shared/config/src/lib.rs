@@ -43,6 +43,9 @@ pub struct Config {
     /// The display name of `KUJIRA_MAIL_FROM` (`くじらと。 <noreply@city.example.jp>`);
     /// when absent, mail comes under the site's name.
     pub mail_from_name: Option<String>,
+    /// `KUJIRA_MAIL_WORKERS` (default 4, at most 16): how many mails `serve` sends at
+    /// once, and how many SMTP connections it keeps open for them.
+    pub mail_workers: usize,
     /// `KUJIRA_QUIET_HOURS` (default `20:00-08:00`, in `timezone`); `None` when the
     /// variable is set empty: applicant follow-ups are then never held.
     pub quiet_hours: Option<QuietHours>,
@@ -115,6 +118,10 @@ impl std::fmt::Debug for MasterKeySetting {
         }
     }
 }
+
+/// More mail workers than this would only queue on the SMTP server's own limits
+/// (most relays refuse more than a handful of connections from one sender).
+pub const MAX_MAIL_WORKERS: usize = 16;
 
 /// Length of the master key, in bytes (AES-256).
 pub const MASTER_KEY_LEN: usize = 32;
@@ -207,6 +214,12 @@ impl Config {
         }
         let (mail_from_name, mail_from) =
             mail::mail_from(&get("KUJIRA_MAIL_FROM").unwrap_or_else(|| "kujira@localhost".into()))?;
+        let mail_workers: usize = parse_var(&get, "KUJIRA_MAIL_WORKERS", "4")?;
+        if !(1..=MAX_MAIL_WORKERS).contains(&mail_workers) {
+            bail!(
+                "KUJIRA_MAIL_WORKERS must be between 1 and {MAX_MAIL_WORKERS} (got {mail_workers})"
+            );
+        }
         // An empty variable means "off", so it is read as set, not as absent.
         let quiet_hours = match lookup("KUJIRA_QUIET_HOURS") {
             Some(v) => mail::quiet_hours(Some(&v))?,
@@ -271,6 +284,7 @@ impl Config {
             smtp_url,
             mail_from,
             mail_from_name,
+            mail_workers,
             quiet_hours,
             concierge_emails,
             timezone,
@@ -368,6 +382,7 @@ mod tests {
         assert_eq!(cfg.timezone, chrono_tz::Asia::Tokyo);
         assert_eq!(cfg.submissions_per_ip_per_hour, 20);
         assert_eq!(cfg.projection_lag_limit.as_secs(), 30);
+        assert_eq!(cfg.mail_workers, 4);
         assert_eq!(cfg.words.city_name, "柏崎市");
         assert!(
             cfg.trusted_proxies
@@ -400,6 +415,9 @@ mod tests {
             ("KUJIRA_QUIET_HOURS", "22:00"),
             ("KUJIRA_QUIET_HOURS", "20:00-26:00"),
             ("KUJIRA_MAIL_FROM", "くじらと。 <nobody>"),
+            ("KUJIRA_MAIL_WORKERS", "0"),
+            ("KUJIRA_MAIL_WORKERS", "17"),
+            ("KUJIRA_MAIL_WORKERS", "many"),
         ] {
             let err = Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), (var, value)]))
                 .expect_err(var);

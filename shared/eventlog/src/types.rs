@@ -90,8 +90,10 @@ pub struct Metadata {
     pub actor: String,
     /// Ties together every event caused by one outside request.
     pub correlation_id: Uuid,
-    /// The event or request that directly caused this one.
-    #[serde(default)]
+    /// The event or request that directly caused this one. Left out of the stored
+    /// JSON when there is none (most events): 22 bytes of `null` on every row add up
+    /// in a log that is never compacted. Older rows that hold the `null` read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<Uuid>,
     /// The version of the event's data shape.
     pub schema_version: u32,
@@ -287,5 +289,35 @@ pub enum Error {
 impl Error {
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_without_a_cause_stores_no_null_and_old_rows_still_read() {
+        let id = Uuid::from_u128(7);
+        let m = Metadata::new("applicant", id);
+        let stored = serde_json::to_value(&m).unwrap();
+        assert!(stored.get("causation_id").is_none(), "{stored}");
+        assert_eq!(serde_json::from_value::<Metadata>(stored).unwrap(), m);
+
+        // As rows were written before: an explicit null.
+        let old = serde_json::json!({
+            "actor": "applicant", "correlation_id": id, "causation_id": null,
+            "schema_version": 1, "command_id": "x"
+        });
+        let read: Metadata = serde_json::from_value(old).unwrap();
+        assert_eq!(read.causation_id, None);
+        assert_eq!(read.extra.get("command_id"), Some(&serde_json::json!("x")));
+
+        let caused = m.caused_by(Uuid::from_u128(8));
+        let stored = serde_json::to_value(&caused).unwrap();
+        assert_eq!(
+            stored["causation_id"],
+            serde_json::json!(Uuid::from_u128(8))
+        );
     }
 }

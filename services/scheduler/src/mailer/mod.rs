@@ -252,9 +252,8 @@ impl Mailer {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let transport = match &config.smtp_url {
-            Some(url) => {
-                Transport::smtp(url).context("KUJIRA_SMTP_URL is not a usable SMTP URL")?
-            }
+            Some(url) => Transport::smtp_with_connections(url, config.mail_workers)
+                .context("KUJIRA_SMTP_URL is not a usable SMTP URL")?,
             None => Transport::file(config.outbox_dir()),
         };
         let sender =
@@ -732,6 +731,35 @@ impl Mailer {
             }
         }
         Ok(settled)
+    }
+
+    /// `workers` delivery loops ([`Mailer::run`]) side by side, as `kujira serve`
+    /// runs them (`KUJIRA_MAIL_WORKERS`). They share nothing but the table: each claim
+    /// takes one row with `SKIP LOCKED` under a token of its own, so they never wait
+    /// on each other nor send a mail twice. Several matter for SMTP, where every
+    /// message waits out a delayed ACK and one connection carries about 22 mails a
+    /// second whatever the work (see the README's mail benchmark).
+    pub async fn run_workers(
+        self,
+        workers: usize,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..workers.max(1) {
+            loops.spawn(self.clone().run(shutdown.clone()));
+        }
+        let mut outcome = Ok(());
+        while let Some(done) = loops.join_next().await {
+            let done = done.context("a mail worker panicked").and_then(|r| r);
+            if let Err(e) = done {
+                // The others keep sending until shutdown; the first failure is kept.
+                tracing::error!(error = format!("{e:#}"), "a mail worker stopped");
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+        outcome
     }
 
     /// The worker of `kujira serve`: delivers whenever the outbox projection announces

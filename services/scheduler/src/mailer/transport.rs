@@ -62,12 +62,22 @@ impl Transport {
     /// An SMTP transport from a `smtp://` or `smtps://` URL. Call it inside a Tokio
     /// runtime: the connection pool starts a task.
     pub fn smtp(url: &str) -> Result<Self, lettre::transport::smtp::Error> {
+        Self::smtp_with_connections(url, 4)
+    }
+
+    /// An SMTP transport that keeps up to `connections` connections open: one per
+    /// mail worker, so that no worker waits for another's connection.
+    pub fn smtp_with_connections(
+        url: &str,
+        connections: usize,
+    ) -> Result<Self, lettre::transport::smtp::Error> {
+        let connections = u32::try_from(connections.max(1)).unwrap_or(u32::MAX);
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
             .timeout(Some(SMTP_TIMEOUT))
             // Idle connections are closed quickly: mail comes in small bursts.
             .pool_config(
                 PoolConfig::new()
-                    .max_size(4)
+                    .max_size(connections)
                     .idle_timeout(Duration::from_secs(30)),
             )
             .build();
