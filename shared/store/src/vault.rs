@@ -41,9 +41,16 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-/// How long a cached key may be used without being read again.
+/// How long a cached key may be used without being read again. Past it, the key is
+/// also dropped from memory (zeroized) at the next sweep: a process does not keep
+/// the keys of everybody it ever served, only of those it serves now.
 const CACHE_TTL: Duration = Duration::from_secs(10 * 60);
-/// Past this many cached keys the cache is emptied (a rebuild touches many persons).
+/// How often, at most, the cache is swept of keys past their time. Sweeps run when
+/// a key is cached and whenever the erasure watcher wakes (every few seconds in
+/// `serve`), so an idle process drops its keys too.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Past this many cached keys, those past their time are dropped, and if that is
+/// not enough, all (a rebuild touches many persons).
 const CACHE_MAX: usize = 50_000;
 const NONCE_LEN: usize = 12;
 /// The text the key check encrypts.
@@ -118,6 +125,10 @@ struct Inner {
     master: Aes256Gcm,
     lookup_key: Zeroizing<[u8; 32]>,
     cache: Mutex<HashMap<Uuid, Cached>>,
+    /// [`CACHE_TTL`], shorter in tests ([`Vault::with_cache_ttl`]).
+    cache_ttl: Duration,
+    /// When the cache was last swept of keys past their time.
+    swept: Mutex<Instant>,
     /// Addresses (keyed hashes) this process has found or created a person for: a
     /// hint only, never trusted. [`Vault::person_guard`] names that person for a new
     /// case, and the case's append checks it; [`Vault::person_for_email`] first tries
@@ -204,6 +215,8 @@ impl Vault {
             master: Aes256Gcm::new_from_slice(&wrap[..]).expect("32-byte key"),
             lookup_key: lookup,
             cache: Mutex::new(HashMap::new()),
+            cache_ttl: CACHE_TTL,
+            swept: Mutex::new(Instant::now()),
             seen: Mutex::new(HashMap::new()),
             erasures: AtomicU64::new(0),
         }))
@@ -295,17 +308,60 @@ impl Vault {
     }
 
     fn remember(&self, person_id: Uuid, entry: Cached) {
+        self.sweep_if_due();
         let mut cache = self.0.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_MAX {
-            cache.clear();
+            retain_fresh(&mut cache, self.0.cache_ttl);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
         }
         cache.insert(person_id, entry);
+    }
+
+    /// The same vault with another time-to-live for cached keys. Call it on a vault
+    /// nobody else holds yet (right after [`Vault::unlock`]); for tests, which cannot
+    /// wait ten minutes.
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("with_cache_ttl is called before the vault is shared")
+            .cache_ttl = ttl;
+        self
+    }
+
+    /// How many data keys this process holds in memory now.
+    pub fn cached_keys(&self) -> usize {
+        let cache = self.0.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .values()
+            .filter(|c| matches!(c, Cached::Key(..)))
+            .count()
+    }
+
+    /// Drops (and so zeroizes) every cached key past its time-to-live; returns how
+    /// many. The markers of erased persons stay: they hold nothing.
+    pub fn sweep_expired(&self) -> usize {
+        let mut cache = self.0.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let before = cache.len();
+        retain_fresh(&mut cache, self.0.cache_ttl);
+        before - cache.len()
+    }
+
+    fn sweep_if_due(&self) {
+        {
+            let mut swept = self.0.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if swept.elapsed() < SWEEP_EVERY.min(self.0.cache_ttl) {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        self.sweep_expired();
     }
 
     fn cached(&self, person_id: Uuid) -> Option<Option<Arc<Aes256Gcm>>> {
         let cache = self.0.cache.lock().unwrap_or_else(|p| p.into_inner());
         match cache.get(&person_id)? {
-            Cached::Key(k, at) if at.elapsed() < CACHE_TTL => Some(Some(k.clone())),
+            Cached::Key(k, at) if at.elapsed() < self.0.cache_ttl => Some(Some(k.clone())),
             Cached::Key(..) => None,
             Cached::Gone => Some(None),
         }
@@ -502,40 +558,53 @@ impl Vault {
 
     /// The person's key, from the cache or the database; `None` once erased.
     async fn key(&self, person_id: Uuid) -> Result<Option<Arc<Aes256Gcm>>, VaultError> {
-        if let Some(k) = self.cached(person_id) {
-            return Ok(k);
-        }
-        self.load_keys(&[person_id]).await?;
-        Ok(self.cached(person_id).flatten())
+        Ok(self
+            .keys_of(&[person_id])
+            .await?
+            .remove(&person_id)
+            .flatten())
     }
 
-    /// Loads the keys of `persons` that are not cached, in one query.
-    async fn load_keys(&self, persons: &[Uuid]) -> Result<(), VaultError> {
-        let missing: Vec<Uuid> = persons
-            .iter()
-            .copied()
-            .filter(|p| self.cached(*p).is_none())
-            .collect();
+    /// The keys of `persons` (`None` for an erased person): the cached ones, and the
+    /// others read in one query and cached. The answer is used as it is, never read
+    /// back from the cache: a key that reached its time-to-live between the two
+    /// would read as erased, and show a living person's data as gone.
+    async fn keys_of(
+        &self,
+        persons: &[Uuid],
+    ) -> Result<HashMap<Uuid, Option<Arc<Aes256Gcm>>>, VaultError> {
+        let mut keys = HashMap::with_capacity(persons.len());
+        let mut missing = Vec::new();
+        for &p in persons {
+            match self.cached(p) {
+                Some(k) => {
+                    keys.insert(p, k);
+                }
+                None => missing.push(p),
+            }
+        }
         if missing.is_empty() {
-            return Ok(());
+            return Ok(keys);
         }
         let rows =
             sqlx::query("SELECT person_id, wrapped_key FROM person_keys WHERE person_id = ANY($1)")
                 .bind(&missing)
                 .fetch_all(&self.0.pool)
                 .await?;
-        let mut found = std::collections::HashSet::with_capacity(rows.len());
         for row in rows {
             let person_id: Uuid = row.try_get("person_id")?;
             let wrapped: Vec<u8> = row.try_get("wrapped_key")?;
             let key = self.unwrap_data_key(person_id, &wrapped)?;
-            self.remember(person_id, Cached::Key(key, Instant::now()));
-            found.insert(person_id);
+            self.remember(person_id, Cached::Key(key.clone(), Instant::now()));
+            keys.insert(person_id, Some(key));
         }
-        for p in missing.into_iter().filter(|p| !found.contains(p)) {
-            self.remember(p, Cached::Gone);
+        for p in missing {
+            if let std::collections::hash_map::Entry::Vacant(v) = keys.entry(p) {
+                self.remember(p, Cached::Gone);
+                v.insert(None);
+            }
         }
-        Ok(())
+        Ok(keys)
     }
 
     /// Whether the person's data can still be read.
@@ -612,10 +681,10 @@ impl Vault {
                 persons.push(p);
             }
         }
-        self.load_keys(&persons).await?;
+        let keys = self.keys_of(&persons).await?;
         for e in events.iter_mut() {
             if let Some(p) = sealed_person(e.event_id, &e.data)? {
-                let key = self.cached(p).flatten();
+                let key = keys.get(&p).cloned().flatten();
                 open_with(key.as_deref(), e.event_id, &mut e.data)?;
             }
         }
@@ -718,10 +787,19 @@ impl Vault {
             // costs nothing however long the log grows.
             from = batch.next;
             if !batch.full {
+                // The watcher wakes every few seconds in `serve`, busy or not.
+                self.sweep_if_due();
                 return Ok(from);
             }
         }
     }
+}
+
+fn retain_fresh(cache: &mut HashMap<Uuid, Cached>, ttl: Duration) {
+    cache.retain(|_, c| match c {
+        Cached::Key(_, at) => at.elapsed() < ttl,
+        Cached::Gone => true,
+    });
 }
 
 /// The person whose key sealed `data.personal`, when it is sealed.

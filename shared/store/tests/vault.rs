@@ -718,3 +718,41 @@ async fn legacy_events_are_sealed_in_one_go_and_serve_refuses_until_then() {
     let _ = Arc::new(());
     let _ = PersonEvent::ERASED;
 }
+
+#[tokio::test]
+async fn keys_past_their_time_leave_memory_and_are_read_again_when_needed() {
+    let db = db().await;
+    // Ten minutes in production; none here, so that every key is past its time.
+    let vault = Vault::unlock(db.pool.clone(), &key(7))
+        .await
+        .unwrap()
+        .with_cache_ttl(Duration::ZERO);
+    let events = EventStore::new(db.pool.clone());
+    let s = Store::new(events.clone(), vault.clone());
+    let p = vault.new_person().await.unwrap();
+    let stream = StreamName::new("consultation", Uuid::now_v7());
+    append_one(&s, &stream, inquiry(p, "柏崎 花子", "hanako@example.jp")).await;
+    assert_eq!(
+        vault.cached_keys(),
+        1,
+        "the key sealed the event and stays cached"
+    );
+
+    // The erasure watcher's wake-up (as `serve` runs it) sweeps the cache.
+    vault
+        .forget_erased_since(&events, kujira_eventlog::Checkpoint::START)
+        .await
+        .unwrap();
+    assert_eq!(vault.cached_keys(), 0, "a key past its time is dropped");
+
+    // Needed again, it is read from the database again.
+    let read = s.read_stream(&stream, 0, 10).await.unwrap();
+    assert_eq!(
+        read[0].data["personal"]["name"],
+        json!("柏崎 花子"),
+        "a key loaded at its time-to-live's end must not read as erased"
+    );
+    assert_eq!(vault.cached_keys(), 1);
+    assert_eq!(vault.sweep_expired(), 1);
+    assert_eq!(vault.cached_keys(), 0);
+}
