@@ -24,6 +24,8 @@
 //! neither as an attempt nor as a failure. Transactional and staff mail is never held.
 
 pub(crate) mod message;
+mod run;
+mod settle;
 pub(crate) mod transport;
 
 use std::sync::Arc;
@@ -41,11 +43,11 @@ use kujira_domain::person::{Person, PersonEvent, PersonState};
 use kujira_eventlog::StreamName;
 use kujira_store::Store;
 use sqlx::Row;
-use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use self::message::{Sender, build_message_with, message_id};
+use self::settle::Settled;
 use self::transport::{SendError, Transport, redact_addresses};
 use crate::outbox::CancelReason;
 use crate::unsubscribe::UnsubscribeLinks;
@@ -599,225 +601,6 @@ impl Mailer {
                 other => SendError::Permanent(other.to_string()).into(),
             })
     }
-
-    /// Records the outcome, only while the row still carries this worker's claim
-    /// token: a worker overtaken after its lease ran out records nothing.
-    async fn settle(&self, claim: &Claim, outcome: Outcome) -> anyhow::Result<Settled> {
-        let now = self.clock.now();
-        let pool = self.store.pool();
-        const FENCE: &str = "WHERE key = $1 AND claim = $2 AND status = 'pending'";
-        let (result, settled) = match &outcome {
-            Outcome::Sent {
-                message_id,
-                subject,
-            } => (
-                sqlx::query(&format!(
-                    "UPDATE mail_deliveries SET status = 'sent', sent_at = $3, message_id = $4, \
-                       subject = $5, next_attempt_at = NULL, last_error = NULL, claim = NULL \
-                     {FENCE}"
-                ))
-                .bind(&claim.key)
-                .bind(claim.token)
-                .bind(now)
-                .bind(message_id)
-                .bind(subject)
-                .execute(pool)
-                .await
-                .context("sent a mail but cannot record it; it will be sent again")?,
-                Settled::Sent,
-            ),
-            Outcome::Cancelled(reason) => (
-                sqlx::query(&format!(
-                    "UPDATE mail_deliveries SET status = 'cancelled', cancel_reason = $3, \
-                       cancelled_at = $4, next_attempt_at = NULL, claim = NULL \
-                     {FENCE}"
-                ))
-                .bind(&claim.key)
-                .bind(claim.token)
-                .bind(reason.as_str())
-                .bind(now)
-                .execute(pool)
-                .await
-                .context("cannot record a cancelled mail")?,
-                Settled::Cancelled,
-            ),
-            Outcome::Failed { error, subject, .. } => (
-                sqlx::query(&format!(
-                    "UPDATE mail_deliveries SET status = 'failed', failed_at = $3, last_error = $4, \
-                       subject = coalesce($5, subject), next_attempt_at = NULL, claim = NULL \
-                     {FENCE}"
-                ))
-                .bind(&claim.key)
-                .bind(claim.token)
-                .bind(now)
-                .bind(error)
-                .bind(subject)
-                .execute(pool)
-                .await
-                .context("cannot record a rejected mail")?,
-                Settled::Failed,
-            ),
-            Outcome::Deferred(error) => {
-                let attempts = u32::try_from(claim.attempts).unwrap_or(1);
-                (
-                    sqlx::query(&format!(
-                        "UPDATE mail_deliveries SET next_attempt_at = $3, last_error = $4, \
-                           claim = NULL \
-                         {FENCE}"
-                    ))
-                    .bind(&claim.key)
-                    .bind(claim.token)
-                    .bind(now + self.policy.backoff(attempts))
-                    .bind(error)
-                    .execute(pool)
-                    .await
-                    .context("cannot record a failed mail attempt")?,
-                    Settled::Deferred,
-                )
-            }
-            // Due again at once: nobody else took it, or the fence leaves it alone.
-            Outcome::LeaseExpired => (
-                sqlx::query(&format!(
-                    "UPDATE mail_deliveries SET next_attempt_at = $3, \
-                       last_error = 'the lease ran out before the mail was sent', claim = NULL \
-                     {FENCE}"
-                ))
-                .bind(&claim.key)
-                .bind(claim.token)
-                .bind(now)
-                .execute(pool)
-                .await
-                .context("cannot release a mail whose lease ran out")?,
-                Settled::Deferred,
-            ),
-        };
-        if result.rows_affected() == 0 {
-            tracing::warn!(
-                key = %claim.key,
-                lease_until = %claim.lease_until,
-                "another worker took this mail over after the lease ran out; \
-                 this worker's outcome is dropped"
-            );
-            return Ok(Settled::Overtaken);
-        }
-        match &outcome {
-            Outcome::Sent { message_id, .. } => {
-                tracing::info!(key = %claim.key, %message_id, "mail sent");
-            }
-            Outcome::Cancelled(reason) => {
-                tracing::info!(key = %claim.key, reason = reason.as_str(), "mail cancelled");
-            }
-            Outcome::Failed { error, bounce, .. } => {
-                tracing::error!(key = %claim.key, %error, "mail rejected for good");
-                if let (Some(code), Some(person_id), true) =
-                    (bounce, claim.person_id, claim.to_applicant())
-                {
-                    // After the fenced outcome, so that only the lease holder marks
-                    // the address. A crash in between loses the mark; the next mail
-                    // to the address bounces again and makes it.
-                    if let Err(e) =
-                        crate::person::record_bounce(&self.store, person_id, *code, &claim.key, now)
-                            .await
-                    {
-                        tracing::error!(key = %claim.key, error = %e, "cannot record the bounce");
-                    }
-                }
-            }
-            Outcome::Deferred(error) => {
-                tracing::warn!(key = %claim.key, attempts = claim.attempts, %error, "mail deferred");
-            }
-            Outcome::LeaseExpired => {
-                tracing::warn!(key = %claim.key, "the lease ran out before sending; released");
-            }
-        }
-        Ok(settled)
-    }
-
-    /// `workers` delivery loops ([`Mailer::run`]) side by side, as `kujira serve`
-    /// runs them (`KUJIRA_MAIL_WORKERS`). They share nothing but the table: each claim
-    /// takes one row with `SKIP LOCKED` under a token of its own, so they never wait
-    /// on each other nor send a mail twice. Several matter for SMTP, where every
-    /// message waits out a delayed ACK and one connection carries about 22 mails a
-    /// second whatever the work (see the README's mail benchmark).
-    pub async fn run_workers(
-        self,
-        workers: usize,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
-        let mut loops = tokio::task::JoinSet::new();
-        for _ in 0..workers.max(1) {
-            loops.spawn(self.clone().run(shutdown.clone()));
-        }
-        let mut outcome = Ok(());
-        while let Some(done) = loops.join_next().await {
-            let done = done.context("a mail worker panicked").and_then(|r| r);
-            if let Err(e) = done {
-                // The others keep sending until shutdown; the first failure is kept.
-                tracing::error!(error = format!("{e:#}"), "a mail worker stopped");
-                if outcome.is_ok() {
-                    outcome = Err(e);
-                }
-            }
-        }
-        outcome
-    }
-
-    /// The worker of `kujira serve`: delivers whenever the outbox projection announces
-    /// new mail, and every few seconds for retries, until `shutdown` is cancelled.
-    /// A mail being sent when shutdown comes is finished first.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut listener = match PgListener::connect_with(self.store.pool()).await {
-            Ok(mut l) => match l.listen(MAIL_NOTIFY_CHANNEL).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "mailer: LISTEN failed; polling only");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "mailer: no LISTEN connection; polling only");
-                None
-            }
-        };
-        while !shutdown.is_cancelled() {
-            match self.deliver_batch(Some(&shutdown)).await {
-                // A full batch: there may be more due right now.
-                Ok(report) if report.attempted() >= BATCH => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "mailer: delivery round failed")
-                }
-            }
-            let notified = async {
-                match listener.as_mut() {
-                    Some(l) => {
-                        if let Err(e) = l.recv().await {
-                            // sqlx reconnects on the next recv; wait a poll so that a
-                            // database that is down is not hammered.
-                            tracing::debug!(error = %e, "mailer: listener error");
-                            tokio::time::sleep(POLL_INTERVAL).await;
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = notified => {}
-                () = tokio::time::sleep(POLL_INTERVAL) => {}
-            }
-        }
-        tracing::info!("mailer stopped");
-        Ok(())
-    }
-}
-
-enum Settled {
-    Sent,
-    Deferred,
-    Failed,
-    Cancelled,
-    Overtaken,
 }
 
 #[cfg(test)]
