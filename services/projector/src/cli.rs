@@ -28,7 +28,7 @@ pub async fn run_cli(
             let width = all.iter().map(|s| s.name.len()).max().unwrap_or(0).max(10);
             writeln!(
                 out,
-                "{:<width$}  {:<11}  {:>10}  {:>10}  {:>9}  UPDATED",
+                "{:<width$}  {:<11}  {:>10}  {:>10}  {:>9}  STATE SINCE",
                 "PROJECTION", "STATE", "POSITION", "LAG EVENTS", "LAG SECS"
             )?;
             for s in &all {
