@@ -584,3 +584,17 @@ pub async fn parties(pool: &PgPool, tour_id: Uuid) -> sqlx::Result<Vec<PartyRow>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tour event added to the domain and not to this list would leave the rosters
+    /// silently stale (as `TourDetailsChanged` once did for the rules).
+    #[test]
+    fn the_rosters_follow_every_tour_event() {
+        for t in TourEvent::TYPES {
+            assert!(TYPES.contains(t), "desk.rosters does not read {t}");
+        }
+    }
+}
