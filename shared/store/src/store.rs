@@ -4,6 +4,8 @@
 use kujira_eventlog::{
     AppendResult, EventStore, ExpectedVersion, Guard, NewEvent, RecordedEvent, StreamName,
 };
+use std::borrow::Cow;
+
 use serde::de::DeserializeOwned;
 
 use crate::vault::{Vault, VaultError};
@@ -139,5 +141,25 @@ impl Store {
     /// Opens the personal parts of events read from the raw log, in place.
     pub async fn open_all(&self, events: &mut [RecordedEvent]) -> Result<(), StoreError> {
         Ok(self.vault.open_events(events).await?)
+    }
+
+    /// `events` in order, those `wanted` opened (their keys loaded in one query)
+    /// and the others borrowed as they are: a projection opens only the personal
+    /// parts it keeps, and copies nothing else.
+    pub async fn open_where<'a>(
+        &self,
+        events: &'a [RecordedEvent],
+        wanted: impl Fn(&RecordedEvent) -> bool,
+    ) -> Result<Vec<Cow<'a, RecordedEvent>>, StoreError> {
+        let slots: Vec<usize> = (0..events.len()).filter(|&i| wanted(&events[i])).collect();
+        let mut picked: Vec<RecordedEvent> = slots.iter().map(|&i| events[i].clone()).collect();
+        if !picked.is_empty() {
+            self.vault.open_events(&mut picked).await?;
+        }
+        let mut out: Vec<Cow<'a, RecordedEvent>> = events.iter().map(Cow::Borrowed).collect();
+        for (i, e) in slots.into_iter().zip(picked) {
+            out[i] = Cow::Owned(e);
+        }
+        Ok(out)
     }
 }

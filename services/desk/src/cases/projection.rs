@@ -170,6 +170,10 @@ impl CaseRow {
     }
 }
 
+fn is_submission(event_type: &str) -> bool {
+    matches!(event_type, "InquirySubmitted" | "TourRequestSubmitted")
+}
+
 fn case_of(event: &RecordedEvent) -> Option<Uuid> {
     event
         .stream_name
@@ -245,25 +249,13 @@ impl CasesProjection {
             Vec::with_capacity(events.len());
         // Only the submissions are opened (for the summary); case work is read
         // without its personal parts, which the table does not keep.
-        let mut submissions: Vec<RecordedEvent> = events
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e.event_type.as_str(),
-                    "InquirySubmitted" | "TourRequestSubmitted"
-                )
-            })
-            .cloned()
-            .collect();
-        if !submissions.is_empty() {
-            self.store
-                .open_all(&mut submissions)
-                .await
-                .context("cannot open the submissions of a batch")?;
-        }
-        let mut opened = submissions.into_iter();
+        let opened = self
+            .store
+            .open_where(events, |e| is_submission(&e.event_type))
+            .await
+            .context("cannot open the submissions of a batch")?;
         let mut ids = Vec::new();
-        for event in events {
+        for event in opened.iter().map(|e| &**e) {
             let err = |e: kujira_eventlog::Error| {
                 anyhow::anyhow!(
                     "cannot read {} at position {}: {e}",
@@ -276,9 +268,8 @@ impl CasesProjection {
                     let e: PersonEvent = event.decode().map_err(err)?;
                     decoded.push((None, Some(e.person_id())));
                 }
-                "InquirySubmitted" | "TourRequestSubmitted" => {
-                    let o = opened.next().context("an opened submission is missing")?;
-                    let e: ConsultationEvent = o.decode().map_err(err)?;
+                t if is_submission(t) => {
+                    let e: ConsultationEvent = event.decode().map_err(err)?;
                     decoded.push((Some(e), None));
                 }
                 _ => {

@@ -415,24 +415,11 @@ impl PersonsProjection {
         events: &[RecordedEvent],
     ) -> anyhow::Result<()> {
         // Open only what holds the details; the flags need no decryption.
-        let mut opened: Vec<RecordedEvent> = events.to_vec();
-        let mut personal: Vec<RecordedEvent> = Vec::new();
-        let mut slots = Vec::new();
-        for (i, e) in opened.iter().enumerate() {
-            if needs_opening(e) {
-                slots.push(i);
-                personal.push(e.clone());
-            }
-        }
-        if !personal.is_empty() {
-            self.store
-                .open_all(&mut personal)
-                .await
-                .context("cannot open the personal parts of a batch")?;
-            for (slot, e) in slots.into_iter().zip(personal) {
-                opened[slot] = e;
-            }
-        }
+        let opened = self
+            .store
+            .open_where(events, needs_opening)
+            .await
+            .context("cannot open the personal parts of a batch")?;
 
         let mut changes = Vec::with_capacity(opened.len());
         let mut ids = Vec::new();

@@ -358,20 +358,12 @@ impl kujira_projector::Projection for RosterProjection {
         tx: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> anyhow::Result<()> {
-        let mut opened: Vec<RecordedEvent> = events
-            .iter()
-            .filter(|e| needs_opening(&e.event_type))
-            .cloned()
-            .collect();
-        self.store.open_all(&mut opened).await?;
-        let mut opened = opened.into_iter();
-        for event in events {
-            let result = if needs_opening(&event.event_type) {
-                let e = opened.next().context("an opened event went missing")?;
-                apply_one(tx, &e).await
-            } else {
-                apply_one(tx, event).await
-            };
+        let opened = self
+            .store
+            .open_where(events, |e| needs_opening(&e.event_type))
+            .await?;
+        for (event, opened) in events.iter().zip(&opened) {
+            let result = apply_one(tx, opened).await;
             result.map_err(|e| e.context(kujira_projector::EventRef::of(event)))?;
         }
         Ok(())
