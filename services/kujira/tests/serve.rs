@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 
 use kujira_pgembed::testing::target_dir;
-use support::{remove_data, start, stop, wait_for_files};
+use support::{remove_data, start, start_with, stop, wait_for_files};
 
 async fn submit(client: &reqwest::Client, url: &str) -> serde_json::Value {
     let res = client
@@ -30,7 +30,8 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
     remove_data(&data);
     let client = reqwest::Client::new();
 
-    let server = start(&data);
+    let first_log = target_dir().join(format!("kujira-serve-test-{}.log", std::process::id()));
+    let server = start_with(&data, &[], Some(&first_log));
     let health = client
         .get(format!("{}/healthz", server.url))
         .send()
@@ -80,6 +81,12 @@ async fn serve_starts_from_nothing_stops_cleanly_and_keeps_its_data() {
         !data.join("pg/postmaster.pid").exists(),
         "the private cluster stops with kujira"
     );
+    // A new installation has missed nothing: its first start does not report
+    // catching up runs from before it existed.
+    let log = std::fs::read_to_string(&first_log).unwrap();
+    let _ = std::fs::remove_file(&first_log);
+    assert!(log.contains("scheduler rules are running"), "{log}");
+    assert!(!log.contains("missed run"), "{log}");
 
     // A second start finds the same data: the case numbering continues.
     let server = start(&data);

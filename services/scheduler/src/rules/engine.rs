@@ -348,11 +348,17 @@ impl Rules {
             let Some(due) = self.schedule(rule).and_then(|s| s.last_run(now)) else {
                 continue;
             };
-            let ran = last.get(&rule).and_then(|r| r.0);
-            if ran.is_none_or(|ran| ran < due) {
-                tracing::info!(rule = rule.as_str(), %due, "catching up a missed run");
-                reports.push(self.run(rule, now).await?);
+            match last.get(&rule) {
+                // Never tried (a new database, a rule just turned on): not a run
+                // the service missed; run it now so that the next start has a
+                // last run to compare with.
+                None => tracing::debug!(rule = rule.as_str(), "first run of the rule"),
+                Some(r) if r.0.is_none_or(|ran| ran < due) => {
+                    tracing::info!(rule = rule.as_str(), %due, "catching up a missed run")
+                }
+                Some(_) => continue,
             }
+            reports.push(self.run(rule, now).await?);
         }
         Ok(reports)
     }

@@ -27,11 +27,11 @@ impl Rules {
     ) -> anyhow::Result<()> {
         match self.catch_up_missed(clock.now()).await {
             Ok(caught) => {
-                for r in caught {
+                for r in caught.iter().filter(|r| !r.queued.is_empty()) {
                     tracing::info!(
                         rule = r.rule.as_str(),
                         queued = r.queued.len(),
-                        "caught up a missed run"
+                        "queued mail at start"
                     );
                 }
             }
