@@ -228,7 +228,7 @@ pub async fn create_inquiry(
     body: Result<JsonObject, ApiError>,
 ) -> Result<(StatusCode, Json<InquiryCreated>), ApiError> {
     s.kit().check_rate_api(ip.0)?;
-    let body = body?;
+    let mut body = body?;
     let key = IdempotencyKey::from_headers(&headers)?;
 
     let (case_id, fingerprint) = match &key {
@@ -260,7 +260,7 @@ pub async fn create_inquiry(
         };
     }
 
-    let mut violations = CONTRACT.violations(&body);
+    let mut violations = CONTRACT.violations(&mut body);
     // The schema has checked the JSON types; the readers' own type errors add nothing.
     let input = forms::inquiry_from_json(&body, &mut FieldErrors::new());
     let inquiry = match validate_inquiry(&input, &s.date_rules()) {

@@ -197,7 +197,7 @@ pub async fn sign_up(
     Path(id): Path<String>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: JsonObject,
+    mut body: JsonObject,
 ) -> Result<Response, ApiError> {
     let tour_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let key = IdempotencyKey::from_headers(&headers)?;
@@ -219,7 +219,7 @@ pub async fn sign_up(
         }
     }
 
-    let mut violations = CONTRACT.violations(&body);
+    let mut violations = CONTRACT.violations(&mut body);
     let new = match read(&body).validate(sign_up_id) {
         Ok(new) if violations.is_empty() => new,
         validated => {
