@@ -583,3 +583,27 @@ async fn an_erased_person_reads_deleted_on_the_page_the_list_and_the_csv() {
     let row = csv.body.split("\r\n").nth(1).unwrap();
     assert_eq!(row.matches("削除済み").count(), 5, "{row}");
 }
+
+#[tokio::test]
+async fn the_citys_definition_of_a_mover_stands_where_moves_are_recorded_and_counted() {
+    // The KPI page also reads the outbox's counters (the scheduler's tables).
+    let w = World::with(&[&kujira_scheduler::MIGRATOR], |_| Vec::new()).await;
+    let (case_id, _) = w.inquiry(&applicant(1)).await;
+    w.sync().await;
+    let definition = w.app.config.words.mover_definition.clone();
+    assert!(!definition.is_empty());
+    let mut b = w.browser(CONCIERGE).await;
+    let page = b.get(&format!("/desk/cases/{case_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let move_form = &page.body[page.body.find("移住を記録する").expect("the move form")..];
+    assert!(
+        move_form.contains(&format!("この市の定義：{definition}")),
+        "the move form states the definition"
+    );
+    let kpi = b.get("/desk/kpi").await;
+    assert_eq!(kpi.status, StatusCode::OK);
+    assert!(
+        kpi.body.contains(&format!("移住者の定義：{definition}")),
+        "the KPI page states the definition"
+    );
+}

@@ -385,6 +385,11 @@ mod tests {
         assert_eq!(cfg.mail_workers, 4);
         assert_eq!(cfg.words.city_name, "柏崎市");
         assert!(
+            cfg.words
+                .mover_definition
+                .contains("柏崎市に住民票を移した")
+        );
+        assert!(
             cfg.trusted_proxies
                 .iter()
                 .any(|n| n.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()))
@@ -511,12 +516,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
         let file = dir.path().join("kujira.toml");
-        std::fs::write(&file, "addr = \"0.0.0.0:9000\"\ncity_name = \"長岡市\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "addr = \"0.0.0.0:9000\"\ncity_name = \"長岡市\"\n\
+             mover_definition = \"転入後1年以上住んでいる世帯\"\n",
+        )
+        .unwrap();
         let f = file.to_str().unwrap();
         let cfg =
             Config::from_lookup(lookup(&[("KUJIRA_DATA_DIR", d), ("KUJIRA_CONFIG", f)])).unwrap();
         assert_eq!(cfg.addr.port(), 9000);
         assert_eq!(cfg.words.city_name, "長岡市");
+        assert_eq!(cfg.words.mover_definition, "転入後1年以上住んでいる世帯");
         let cfg = Config::from_lookup(lookup(&[
             ("KUJIRA_DATA_DIR", d),
             ("KUJIRA_CONFIG", f),

@@ -20,6 +20,11 @@ pub struct CityWords {
     pub privacy_purpose: String,
     /// `KUJIRA_PRIVACY_POLICY_URL`: the city's full policy, linked beside the purpose.
     pub privacy_policy_url: Option<String>,
+    /// `KUJIRA_MOVER_DEFINITION`: who counts as a 移住者 in the KGI. There is no
+    /// national definition (each municipality decides), so it is the city's words,
+    /// shown where a concierge records a move and where the KGI is reported, so that
+    /// staff who rotate every April count alike.
+    pub mover_definition: String,
 }
 
 impl CityWords {
@@ -41,6 +46,12 @@ impl CityWords {
                 )
             }),
             privacy_policy_url: get("KUJIRA_PRIVACY_POLICY_URL"),
+            mover_definition: get("KUJIRA_MOVER_DEFINITION").unwrap_or_else(|| {
+                format!(
+                    "{city_name}の外から{city_name}に住民票を移した方で、{city_name}の移住相談・\
+                     体験ツアーなどの移住支援を利用した世帯（転入日は住民票の異動日）。"
+                )
+            }),
             city_name,
         };
         if let Some(u) = &words.privacy_policy_url

@@ -482,7 +482,7 @@ fn body(state: &DeskState, staff: &Staff, l: &Loaded, ui: &Ui, token: &str) -> M
         }
         (submission_section(staff, l, erased, tz))
         @if staff.can(Right::ActOnCases) {
-            (actions(staff, l, ui, token, today))
+            (actions(staff, l, ui, token, today, &state.config().words.mover_definition))
         }
         @if staff.can(Right::ManagePrivacy) {
             (crate::privacy::case_panel(staff, l, ui))

@@ -101,7 +101,14 @@ fn textarea_field(name: &str, label: &str, value: &str, error: Option<&str>, max
     )
 }
 
-pub(super) fn actions(staff: &Staff, l: &Loaded, ui: &Ui, token: &str, today: NaiveDate) -> Markup {
+pub(super) fn actions(
+    staff: &Staff,
+    l: &Loaded,
+    ui: &Ui,
+    token: &str,
+    today: NaiveDate,
+    mover_definition: &str,
+) -> Markup {
     let Some(open) = l.state.opened.as_ref() else {
         return html! {};
     };
@@ -203,6 +210,7 @@ pub(super) fn actions(staff: &Staff, l: &Loaded, ui: &Ui, token: &str, today: Na
                         f.error("next-action", "next_action").as_deref(), Some("空欄にすると解除します。"), InputOpts::default()))
                 }))
                 (f.form("move", "移住を記録する", "移住を記録する", html! {
+                    p.help { "KGIの移住者として数えます。この市の定義：" (mover_definition) }
                     (input_field("move_in", "転入日", true, "date",
                         &f.value("move", "move_in", &move_default.map(|m| m.move_in.format("%Y-%m-%d").to_string()).unwrap_or_default()),
                         f.error("move", "move_in").as_deref(), None, InputOpts::default()))
