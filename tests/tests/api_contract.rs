@@ -463,3 +463,67 @@ async fn one_idempotency_key_rule_for_both_apis() {
     assert_eq!(replay.status, StatusCode::CREATED);
     assert_eq!(replay.body["status"], "confirmed");
 }
+
+#[tokio::test]
+async fn addresses_nobody_answers_get_a_japanese_page_or_json_never_a_blank_answer() {
+    let app = App::new().await;
+    let raw = |method: &str, uri: &str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let router = app.router.clone();
+        async move {
+            let res = router.oneshot(req).await.unwrap();
+            let status = res.status();
+            let headers = res.headers().clone();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let content_type = |h: &axum::http::HeaderMap| {
+        h.get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+
+    // A page address that does not exist: a Japanese page in the site's frame.
+    let (status, headers, body) = raw("GET", "/inquiri").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        content_type(&headers).starts_with("text/html"),
+        "{headers:?}"
+    );
+    assert!(body.contains("lang=\"ja\"") && body.contains("ページが見つかりません"));
+
+    // An API address that does not exist: JSON in the API's error shape.
+    let (status, headers, body) = raw("GET", "/api/v1/inquiry").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(content_type(&headers), "application/json");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert!(json["errors"]["request"].as_str().unwrap().contains("API"));
+
+    // A method an API route does not take: JSON, and the methods it takes.
+    let (status, headers, body) = raw("DELETE", "/api/v1/inquiries").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(content_type(&headers), "application/json");
+    assert!(headers[header::ALLOW].to_str().unwrap().contains("POST"));
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        json["errors"]["request"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE")
+    );
+
+    // A method a page does not take: a Japanese page, with `Allow`.
+    let (status, headers, body) = raw("PUT", "/inquiry").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        content_type(&headers).starts_with("text/html"),
+        "{headers:?}"
+    );
+    assert!(headers[header::ALLOW].to_str().unwrap().contains("GET"));
+    assert!(body.contains("lang=\"ja\"") && body.contains("このページは開けません"));
+}

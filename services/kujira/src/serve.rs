@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -227,6 +227,7 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
     // One kit for both public services, so that the per-IP submission limit counts
     // inquiries and tour sign-ups together.
     let kit = kujira_web::Kit::new(&config, clock.clone());
+    let (missing, wrong_method) = (kit.clone(), kit.clone());
     let intake = kujira_intake::router(kujira_intake::IntakeState::with_kit(
         config.clone(),
         store.clone(),
@@ -274,7 +275,12 @@ pub fn app(config: Arc<Config>, store: Store, clock: Arc<dyn Clock>) -> Router {
         .merge(intake)
         .merge(tours)
         .merge(desk)
-        .merge(unsubscribe);
+        .merge(unsubscribe)
+        // After every route: the 405 fallback applies to the routes registered so far.
+        .fallback(move |uri: Uri| async move { missing.not_found(uri.path()) })
+        .method_not_allowed_fallback(move |uri: Uri, method: Method| async move {
+            wrong_method.method_not_allowed(uri.path(), &method)
+        });
     with_security_headers(app)
         .layer(axum::Extension(kujira_web::TrustedProxies(
             config.trusted_proxies.clone(),

@@ -67,6 +67,10 @@ pub use security::{
     CSRF_COOKIE, CSRF_FIELD, Csrf, FORM_TOKEN_FIELD, FormToken, FormTokens, Signer,
 };
 
+fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
 /// The largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -165,6 +169,52 @@ impl Kit {
         message: impl Into<String>,
     ) -> PageError {
         PageError::new(self.0.words.clone(), status, title, message)
+    }
+
+    /// What no route answers: 404, as JSON under `/api/` and as a Japanese page
+    /// elsewhere (a mistyped or outdated address, not a blank page).
+    pub fn not_found(&self, path: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        if is_api(path) {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "request",
+                "この URL の API はありません。/api/openapi.json をご確認ください。",
+            )
+            .into_response()
+        } else {
+            self.error_page(
+                StatusCode::NOT_FOUND,
+                "ページが見つかりません",
+                "お探しのページは見つかりませんでした。アドレスに誤りがないか、ご確認ください。",
+            )
+            .into_response()
+        }
+    }
+
+    /// A route that exists, asked with a method it does not take: 405, as JSON under
+    /// `/api/` and as a Japanese page elsewhere (axum adds the `Allow` header).
+    pub fn method_not_allowed(
+        &self,
+        path: &str,
+        method: &axum::http::Method,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        if is_api(path) {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "request",
+                format!("この URL では {method} を使えません（使えるメソッドは Allow ヘッダーのとおりです）。"),
+            )
+            .into_response()
+        } else {
+            self.error_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "このページは開けません",
+                "このアドレスは、フォームの送信などの操作にだけ使われます。前のページに戻るか、ページを開き直してお進みください。",
+            )
+            .into_response()
+        }
     }
 
     /// Logs `error` and answers a 500 page that shows nothing of it.
