@@ -25,6 +25,7 @@ pub mod cases;
 pub mod error;
 pub mod form;
 mod home;
+pub mod keyset;
 pub mod kpi;
 pub mod layout;
 pub mod persons;

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{DateTime, Utc};
 use kujira_privacy::PrivacyError;
 use kujira_privacy::erasure::{ErasureRecord, Target};
 use kujira_web::fields::{self, Field, InputOpts};
@@ -31,6 +30,7 @@ use crate::auth::{Right, Staff};
 use crate::cases::page::{self, Loaded, Ui};
 use crate::error::AppError;
 use crate::form::{CsrfForm, FormErrors};
+use crate::keyset::{Cursor, Page};
 use crate::layout::{self, Section, cell_label};
 
 /// The field in which the admin types the case's 連番 to confirm an erasure.
@@ -315,11 +315,9 @@ pub async fn show(
     Query(params): Query<PrivacyParams>,
 ) -> Result<Response, AppError> {
     staff.require(Right::ManagePrivacy)?;
-    let after = match params.after.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
-            AppError::BadRequest("ページの指定（after）が正しくありません。".into())
-        })?),
+    let after = match Page::from_params(params.after.as_deref().unwrap_or(""), "")? {
+        Page::After(c) => Some((c.at, c.id)),
+        Page::First | Page::Before(_) => None,
     };
     let pool = state.pool();
     let tz = state.config().timezone;
@@ -330,9 +328,13 @@ pub async fn show(
     records.truncate(RECORDS_PER_PAGE as usize);
     let next = more
         .then(|| {
-            records
-                .last()
-                .map(|r| encode_cursor(r.erased_at, r.person_id))
+            records.last().map(|r| {
+                Cursor {
+                    at: r.erased_at,
+                    id: r.person_id,
+                }
+                .encode()
+            })
         })
         .flatten();
     let names: Vec<&str> = SCRUBBING_PROJECTIONS.iter().map(|(n, _)| *n).collect();
@@ -479,18 +481,6 @@ pub struct PrivacyParams {
 }
 
 /// A record's keyset position: `<erased_at in µs>_<person id>`.
-fn encode_cursor(at: DateTime<Utc>, person_id: Uuid) -> String {
-    format!("{}_{}", at.timestamp_micros(), person_id.simple())
-}
-
-fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (t, id) = s.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(t.parse().ok()?)?,
-        Uuid::parse_str(id).ok()?,
-    ))
-}
-
 fn record_row(
     r: &ErasureRecord,
     done: &[(String, bool)],

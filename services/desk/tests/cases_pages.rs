@@ -186,6 +186,13 @@ async fn the_list_filters_searches_and_pages_and_the_csv_follows_it() {
     let back = b.get(&href).await;
     assert_eq!(back.body.matches("role=\"rowheader\"").count(), 50);
     assert!(back.body.contains(&taro_ref));
+    // A position cut short or edited by hand is refused in Japanese, not taken
+    // silently for the first page (which would look like the page asked for).
+    for bad in ["/desk/cases?after=zzz", "/desk/cases?before=12_x"] {
+        let r = b.get(bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.body.contains("ページの指定"), "{bad}");
+    }
 
     // Filters.
     let decided = b.get("/desk/cases?phase=decided").await;

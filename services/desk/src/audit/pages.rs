@@ -61,13 +61,7 @@ pub async fn show(
             return Ok((StatusCode::BAD_REQUEST, Html(html.into_string())).into_response());
         }
     };
-    let page = if let Some(c) = Cursor::decode(&params.after) {
-        Page::After(c)
-    } else if let Some(c) = Cursor::decode(&params.before) {
-        Page::Before(c)
-    } else {
-        Page::First
-    };
+    let page = Page::from_params(&params.after, &params.before)?;
     let listed = list(state.pool(), &filters, tz, page).await?;
     let cases = cases_of(state.pool(), &listed.entries).await?;
     let body = page_body(

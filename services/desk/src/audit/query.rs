@@ -123,38 +123,7 @@ impl AuditParams {
     }
 }
 
-/// A keyset position in the trail's order (newest first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub at: DateTime<Utc>,
-    pub request_id: Uuid,
-}
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        format!(
-            "{}_{}",
-            self.at.timestamp_micros(),
-            self.request_id.simple()
-        )
-    }
-
-    pub fn decode(s: &str) -> Option<Self> {
-        let (t, id) = s.trim().split_once('_')?;
-        Some(Self {
-            at: DateTime::from_timestamp_micros(t.parse().ok()?)?,
-            request_id: Uuid::parse_str(id).ok()?,
-        })
-    }
-}
-
-/// Which page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    First,
-    After(Cursor),
-    Before(Cursor),
-}
+pub use crate::keyset::{Cursor, Page};
 
 /// One request's entry in the trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +141,7 @@ impl Entry {
     fn cursor(&self) -> Cursor {
         Cursor {
             at: self.at,
-            request_id: self.request_id,
+            id: self.request_id,
         }
     }
 
@@ -243,56 +212,12 @@ pub async fn list(
 ) -> Result<Listed, sqlx::Error> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(SELECT);
     push_filters(&mut qb, f, tz);
-    // The plain bound on `at` lets the index on `at` start at the cursor; the row
-    // comparison then breaks ties within one microsecond.
-    match page {
-        Page::First => {}
-        Page::After(c) => {
-            qb.push(" AND a.at <= ").push_bind(c.at);
-            qb.push(" AND (a.at, a.request_id) < (")
-                .push_bind(c.at)
-                .push(", ")
-                .push_bind(c.request_id)
-                .push(")");
-        }
-        Page::Before(c) => {
-            qb.push(" AND a.at >= ").push_bind(c.at);
-            qb.push(" AND (a.at, a.request_id) > (")
-                .push_bind(c.at)
-                .push(", ")
-                .push_bind(c.request_id)
-                .push(")");
-        }
-    }
+    page.push_bound(&mut qb, "a.at", "a.request_id");
     qb.push(GROUP);
-    let backwards = matches!(page, Page::Before(_));
-    if backwards {
-        qb.push(" ORDER BY a.at ASC, a.request_id ASC");
-    } else {
-        qb.push(" ORDER BY a.at DESC, a.request_id DESC");
-    }
-    qb.push(" LIMIT ").push_bind(PAGE_SIZE + 1);
+    page.push_order(&mut qb, "a.at", "a.request_id", PAGE_SIZE);
     let rows = qb.build().fetch_all(pool).await?;
-    let mut entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-    let more = entries.len() as i64 > PAGE_SIZE;
-    entries.truncate(PAGE_SIZE as usize);
-    if backwards {
-        entries.reverse();
-    }
-    let (next, prev) = match page {
-        Page::First => (
-            more.then(|| entries.last().map(Entry::cursor)).flatten(),
-            None,
-        ),
-        Page::After(_) => (
-            more.then(|| entries.last().map(Entry::cursor)).flatten(),
-            entries.first().map(Entry::cursor),
-        ),
-        Page::Before(_) => (
-            entries.last().map(Entry::cursor),
-            more.then(|| entries.first().map(Entry::cursor)).flatten(),
-        ),
-    };
+    let entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
+    let (entries, next, prev) = page.finish(entries, PAGE_SIZE, Entry::cursor);
     Ok(Listed {
         entries,
         next,
@@ -405,17 +330,6 @@ mod tests {
         .parse(&staff())
         .unwrap_err();
         assert!(reversed.get("to").is_some() && reversed.get("from").is_none());
-    }
-
-    #[test]
-    fn cursors_survive_the_round_trip_and_refuse_garbage() {
-        let c = Cursor {
-            at: "2026-12-01T00:00:00.123456Z".parse().unwrap(),
-            request_id: Uuid::now_v7(),
-        };
-        assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        assert_eq!(Cursor::decode("x_y"), None);
-        assert_eq!(Cursor::decode(""), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use kujira_domain::values::{Segment, Source};
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use super::query::{self, CaseRow, Cursor, FilterParams, Filters, Page, Search};
+use super::query::{self, CaseRow, FilterParams, Filters, Page, Search};
 use super::{PHASES, Shown};
 use crate::DeskState;
 use crate::audit::{self, AuditAction};
@@ -117,13 +117,7 @@ pub async fn show(
             return Ok((StatusCode::BAD_REQUEST, Html(html.into_string())).into_response());
         }
     };
-    let page = if let Some(c) = Cursor::decode(&params.after) {
-        Page::After(c)
-    } else if let Some(c) = Cursor::decode(&params.before) {
-        Page::Before(c)
-    } else {
-        Page::First
-    };
+    let page = Page::from_params(&params.after, &params.before)?;
     let search = (!selection.search.is_empty())
         .then_some((&selection.search.reference, selection.persons.as_slice()));
     let listed = query::list(state.pool(), &selection.filters, tz, today, search, page).await?;

@@ -17,16 +17,9 @@ pub const PAGE_SIZE: i64 = 50;
 pub const SEARCH_PERSONS_MAX: i64 = 2000;
 
 mod filters;
+pub use crate::keyset::{Cursor, Page};
 use filters::next_month;
-pub use filters::{Cursor, FilterParams, Filters, Search, month_start, search_persons};
-
-/// Which page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    First,
-    After(Cursor),
-    Before(Cursor),
-}
+pub use filters::{FilterParams, Filters, Search, month_start, search_persons};
 
 /// One case as the list, the board and the CSV show it.
 #[derive(Debug, Clone)]
@@ -109,8 +102,8 @@ impl CaseRow {
 
     pub fn cursor(&self) -> Cursor {
         Cursor {
-            opened_at: self.opened_at,
-            case_id: self.case_id,
+            at: self.opened_at,
+            id: self.case_id,
         }
     }
 }
@@ -232,54 +225,14 @@ pub async fn list(
 ) -> Result<Listed, sqlx::Error> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(SELECT);
     push_filters(&mut qb, f, tz, today, search);
-    let backwards = matches!(page, Page::Before(_));
-    match page {
-        Page::First => {}
-        Page::After(c) => {
-            qb.push(" AND (c.opened_at, c.case_id) < (")
-                .push_bind(c.opened_at)
-                .push(", ")
-                .push_bind(c.case_id)
-                .push(")");
-        }
-        Page::Before(c) => {
-            qb.push(" AND (c.opened_at, c.case_id) > (")
-                .push_bind(c.opened_at)
-                .push(", ")
-                .push_bind(c.case_id)
-                .push(")");
-        }
-    }
-    if backwards {
-        qb.push(" ORDER BY c.opened_at ASC, c.case_id ASC");
-    } else {
-        qb.push(" ORDER BY c.opened_at DESC, c.case_id DESC");
-    }
-    qb.push(" LIMIT ").push_bind(PAGE_SIZE + 1);
+    page.push_bound(&mut qb, "c.opened_at", "c.case_id");
+    page.push_order(&mut qb, "c.opened_at", "c.case_id", PAGE_SIZE);
     let fetched = qb.build().fetch_all(pool).await?;
-    let mut rows = fetched
+    let rows = fetched
         .iter()
         .map(CaseRow::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let more = rows.len() as i64 > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE as usize);
-    if backwards {
-        rows.reverse();
-    }
-    let (next, prev) = match page {
-        Page::First => (
-            more.then(|| rows.last().map(CaseRow::cursor)).flatten(),
-            None,
-        ),
-        Page::After(_) => (
-            more.then(|| rows.last().map(CaseRow::cursor)).flatten(),
-            rows.first().map(CaseRow::cursor),
-        ),
-        Page::Before(_) => (
-            rows.last().map(CaseRow::cursor),
-            more.then(|| rows.first().map(CaseRow::cursor)).flatten(),
-        ),
-    };
+    let (rows, next, prev) = page.finish(rows, PAGE_SIZE, CaseRow::cursor);
     Ok(Listed { rows, next, prev })
 }
 
@@ -466,15 +419,5 @@ mod tests {
         .unwrap();
         assert_eq!(ok.month, Some((2026, 12)));
         assert!(ok.overdue);
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        let c = Cursor {
-            opened_at: DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap(),
-            case_id: Uuid::now_v7(),
-        };
-        assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        assert_eq!(Cursor::decode("nonsense"), None);
     }
 }

@@ -276,28 +276,3 @@ pub async fn search_persons(
     }
     Ok(Ok(found))
 }
-
-/// A keyset position in the list's order (newest first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub opened_at: DateTime<Utc>,
-    pub case_id: Uuid,
-}
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        format!(
-            "{}_{}",
-            self.opened_at.timestamp_micros(),
-            self.case_id.simple()
-        )
-    }
-
-    pub fn decode(s: &str) -> Option<Self> {
-        let (t, id) = s.trim().split_once('_')?;
-        Some(Self {
-            opened_at: DateTime::from_timestamp_micros(t.parse().ok()?)?,
-            case_id: Uuid::parse_str(id).ok()?,
-        })
-    }
-}
