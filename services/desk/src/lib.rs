@@ -277,7 +277,9 @@ pub fn router(state: DeskState) -> Router {
         )
         .merge(tours::routes())
         .merge(kpi::routes())
-        .route("/desk/{*rest}", any(home::not_found));
+        .route("/desk/{*rest}", any(home::not_found))
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(home::method_not_allowed);
     kujira_web::with_body_limit(routes)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -563,6 +563,19 @@ async fn unknown_cases_are_a_japanese_404_and_anonymous_visitors_log_in_first() 
         .post_form(&format!("/desk/cases/{}/assign", uuid::Uuid::now_v7()), &[])
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // An action's address opened with GET: the desk's own Japanese page (after
+    // the login check), not an empty answer or the public site's frame.
+    let action = format!("/desk/cases/{}/assign", uuid::Uuid::now_v7());
+    let r = b.get(&action).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.body.contains("このページは開けません"), "{}", r.body);
+    assert!(r.body.contains("移住相談デスク"), "the desk's frame");
+    let r = anon.get(&action).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "anonymous visitors log in first"
+    );
 }
 
 #[tokio::test]
