@@ -211,7 +211,7 @@ async fn invalid_input_comes_back_as_422_with_every_value_kept_and_linked_errors
     });
     pairs.extend([
         ("name", ""),
-        ("name_kana", "かしわざき"),
+        ("name_kana", "柏崎"),
         ("email_confirm", "other@example.jp"),
         ("preferred_date_1", "2026-11-25T10:00"),
     ]);
@@ -248,7 +248,7 @@ async fn invalid_input_comes_back_as_422_with_every_value_kept_and_linked_errors
     assert!(r.body.contains("本日から3日以降の日時を指定してください"));
     assert!(r.body.contains("個人情報の取り扱いへの同意が必要です"));
     // Every value is kept.
-    assert_eq!(r.input_value("name_kana").as_deref(), Some("かしわざき"));
+    assert_eq!(r.input_value("name_kana").as_deref(), Some("柏崎"));
     assert_eq!(r.input_value("email").as_deref(), Some("taro@example.jp"));
     assert_eq!(
         r.input_value("preferred_date_1").as_deref(),
@@ -257,6 +257,33 @@ async fn invalid_input_comes_back_as_422_with_every_value_kept_and_linked_errors
     assert!(r.body.contains("雪の多い冬の暮らしについて知りたいです。"));
     assert!(r.body.contains("value=\"i_turn\" checked"));
     assert!(app.streams("consultation").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_reading_typed_in_hiragana_is_taken_as_katakana() {
+    // People often type the フリガナ in hiragana out of habit: the form takes it,
+    // shows the katakana on the confirm page and stores the katakana.
+    let app = App::new().await;
+    let mut b = app.browser();
+    let mut pairs = inquiry_pairs();
+    pairs.retain(|(k, _)| *k != "name_kana");
+    pairs.push(("name_kana", "かしわざき　ﾀﾛｳ"));
+    let confirm = to_confirm(&mut b, "/inquiry", &pairs).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("<dd>カシワザキ タロウ</dd>"),
+        "{}",
+        confirm.body
+    );
+    let hidden = confirm.hidden_inputs();
+    let submit = b.post("/inquiry/submit", &pairs_of(&hidden)).await;
+    assert_eq!(submit.status, StatusCode::SEE_OTHER, "{}", submit.body);
+    let events = app.events().await;
+    let case = events
+        .iter()
+        .find(|e| e.1 == "InquirySubmitted")
+        .expect("a case");
+    assert_eq!(case.2["personal"]["name_kana"], "カシワザキ タロウ");
 }
 
 #[tokio::test]

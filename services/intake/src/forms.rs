@@ -123,7 +123,9 @@ fn person_section(with_postal: bool, phone_required: bool) -> Vec<Spec> {
             "name_kana",
             "フリガナ",
             true,
-            Some("全角カタカナで入力してください（半角でも受け付けます）。例：カシワザキ タロウ"),
+            Some(
+                "全角カタカナで入力してください（ひらがな・半角でも受け付けます）。例：カシワザキ タロウ",
+            ),
             text("text", None, None, Some(50)),
         ),
         spec(

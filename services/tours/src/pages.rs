@@ -284,7 +284,7 @@ fn sign_up_form(
             (fields::honeypot())
             (fields::input(&e("name").error(name.as_deref()).help("代表者のお名前を入力してください。"), "text", &input.name,
                 InputOpts { autocomplete: Some("name"), maxlength: Some(50), ..Default::default() }))
-            (fields::input(&e("name_kana").error(kana.as_deref()).help("全角カタカナで入力してください（例：カシワザキ タロウ）。"), "text", &input.name_kana,
+            (fields::input(&e("name_kana").error(kana.as_deref()).help("全角カタカナで入力してください（ひらがな・半角でも受け付けます）。例：カシワザキ タロウ"), "text", &input.name_kana,
                 InputOpts { maxlength: Some(50), ..Default::default() }))
             (fields::input(&e("email").error(email.as_deref()).help("確認のメールと、キャンセル用のリンクをお送りします。"), "email", &input.email,
                 InputOpts { autocomplete: Some("email"), inputmode: Some("email"), maxlength: Some(254), ..Default::default() }))

@@ -470,7 +470,7 @@ mod tests {
     fn every_field_at_fault_gets_an_error() {
         let bad = InquiryInput {
             name: String::new(),
-            name_kana: "たろう".into(),
+            name_kana: "太郎".into(),
             email_confirm: Some("jiro@example.jp".into()),
             postal_code: "123".into(),
             prefecture: "東京".into(),

@@ -249,7 +249,9 @@ impl PersonName {
 }
 
 /// A reading in full-width katakana (フリガナ). Half-width input is converted (NFKC),
-/// full-width and half-width spaces become one ASCII space, and hiragana is refused.
+/// hiragana becomes katakana (people often type the reading in hiragana out of habit;
+/// refusing it sends them back to the form for nothing), and full-width and
+/// half-width spaces become one ASCII space. Kanji and Latin letters are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Kana(String);
 string_newtype!(Kana);
@@ -258,7 +260,7 @@ impl Kana {
     pub const MAX: usize = 50;
 
     pub fn parse(input: &str) -> Result<Self, ValueError> {
-        let normalised = nfkc(input);
+        let normalised: String = nfkc(input).chars().map(hiragana_to_katakana).collect();
         check_controls(&normalised, false)?;
         let s = normalised.split_whitespace().collect::<Vec<_>>().join(" ");
         if s.is_empty() {
@@ -277,6 +279,18 @@ impl Kana {
         } else {
             Err(ValueError::NotKatakana)
         }
+    }
+}
+
+/// ぁ..ゖ and the repeat marks ゝゞ to their katakana (the blocks are 0x60 apart);
+/// anything else unchanged. The one conversion: readings are parsed with it here, and
+/// the desk's search keys use it too.
+pub fn hiragana_to_katakana(c: char) -> char {
+    match c {
+        '\u{3041}'..='\u{3096}' | '\u{309D}' | '\u{309E}' => {
+            char::from_u32(c as u32 + 0x60).unwrap_or(c)
+        }
+        c => c,
     }
 }
 
@@ -706,9 +720,23 @@ mod tests {
     }
 
     #[test]
-    fn kana_refuses_hiragana_kanji_latin_and_blank() {
-        assert_eq!(Kana::parse("やまだ"), Err(ValueError::NotKatakana));
+    fn kana_takes_hiragana_as_katakana() {
+        assert_eq!(
+            Kana::parse("かしわざき　はなこ").unwrap().as_str(),
+            "カシワザキ ハナコ"
+        );
+        assert_eq!(
+            Kana::parse("ゔぃーなす・ぁゖゝゞ").unwrap().as_str(),
+            "ヴィーナス・ァヶヽヾ"
+        );
+        // Mixed with katakana and half-width katakana.
+        assert_eq!(Kana::parse("やまだ ﾀﾛｳ").unwrap().as_str(), "ヤマダ タロウ");
+    }
+
+    #[test]
+    fn kana_refuses_kanji_latin_and_blank() {
         assert_eq!(Kana::parse("山田"), Err(ValueError::NotKatakana));
+        assert_eq!(Kana::parse("やま田"), Err(ValueError::NotKatakana));
         assert_eq!(Kana::parse("Yamada"), Err(ValueError::NotKatakana));
         assert_eq!(Kana::parse("　 "), Err(ValueError::Required));
         assert_eq!(

@@ -25,12 +25,7 @@ pub fn name_key(s: &str) -> String {
 pub fn kana_key(s: &str) -> String {
     s.nfkc()
         .filter(|c| !c.is_whitespace())
-        .map(|c| match c {
-            '\u{3041}'..='\u{3096}' | '\u{309D}'..='\u{309E}' => {
-                char::from_u32(c as u32 + 0x60).unwrap_or(c)
-            }
-            c => c,
-        })
+        .map(kujira_domain::values::hiragana_to_katakana)
         .collect()
 }
 

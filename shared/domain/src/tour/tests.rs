@@ -492,7 +492,7 @@ fn event_keys_are_unique_per_fact() {
 fn the_form_reports_every_fault_in_order() {
     let input = SignUpInput {
         name: "".into(),
-        name_kana: "かしわざき".into(),
+        name_kana: "柏崎".into(),
         email: "taro@example.jp".into(),
         email_confirm: Some("jiro@example.jp".into()),
         phone: "12".into(),
