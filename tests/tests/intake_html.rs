@@ -53,6 +53,11 @@ async fn the_inquiry_flow_opens_one_case_with_both_mails_and_a_funnel() {
         confirm.body.contains("<dd>カシワザキ タロウ</dd>"),
         "the normalised kana is shown"
     );
+    assert!(
+        confirm.body.contains("<dd>2026年11月28日（土）10:00</dd>"),
+        "dates are written the Japanese way: {}",
+        confirm.body
+    );
 
     let hidden = confirm.hidden_inputs();
     let submit = b.post("/inquiry/submit", &pairs_of(&hidden)).await;
@@ -591,6 +596,7 @@ async fn the_order_made_tour_request_opens_a_tour_request_case() {
     let confirm = b.post("/tours/request/confirm", &g.with(&pairs)).await;
     assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
     assert!(confirm.body.contains("住宅、保育園・学校"));
+    assert!(confirm.body.contains("<dd>2026年12月5日（土）</dd>"));
     let r = b
         .post("/tours/request/submit", &pairs_of(&confirm.hidden_inputs()))
         .await;

@@ -1,8 +1,9 @@
 //! The two public forms (移住相談, オーダーメイドツアー申込) described as data, so
 //! that one renderer draws their input page, their confirm page and their errors.
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use kujira_config::CityWords;
+use kujira_domain::calendar::date_ja;
 use kujira_domain::inquiry::{
     DateRules, InquiryInput, LINE_MAX, MESSAGE_MAX, TOUR_MESSAGE_MAX, TourRequestInput,
 };
@@ -649,10 +650,17 @@ fn display(spec: &Spec, values: &FormData) -> String {
         return n;
     }
     match &spec.widget {
+        // Dates as every page and mail writes them (2026年12月10日（木）10:00), not the
+        // browser's ISO value; what cannot be read stays as typed.
         Widget::Input {
             kind: "datetime-local",
             ..
-        } => v.replace('T', " "),
+        } => NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%dT%H:%M").map_or_else(
+            |_| v.replace('T', " "),
+            |t| format!("{}{}", date_ja(t.date()), t.format("%H:%M")),
+        ),
+        Widget::Input { kind: "date", .. } => NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+            .map_or_else(|_| v.trim().to_owned(), date_ja),
         Widget::Input { .. } | Widget::TextArea { .. } => v.trim().to_owned(),
         Widget::Select(o) | Widget::Radios(o) => pick(o, v),
         Widget::Checkboxes(o) => values
