@@ -18,12 +18,6 @@ use mail_support::SmtpServer;
 #[tokio::test]
 async fn a_scheduled_consultation_reaches_the_applicant_with_a_calendar_entry() {
     let w = World::new().await;
-    for sql in [
-        include_str!("../../scheduler/migrations/20261124000300_mail_deliveries.sql"),
-        include_str!("../../scheduler/migrations/20261201005000_mail_routing.sql"),
-    ] {
-        sqlx::raw_sql(sql).execute(&w.app.db.pool).await.unwrap();
-    }
     let (case_id, _) = w
         .inquiry(&Applicant::new(
             "柏崎 太郎",
@@ -52,7 +46,21 @@ async fn a_scheduled_consultation_reaches_the_applicant_with_a_calendar_entry() 
 
     let outbox = Projector::new(w.app.store.events().clone()).with(MailOutboxProjection::new());
     outbox.catch_up().await.unwrap();
+    let page = b.get(&format!("/desk/cases/{case_id}")).await;
+    assert!(
+        page.body
+            .contains("相談日時のご案内（カレンダー添付）（ご本人宛）"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("送信状況：送信待ち"), "{}", page.body);
     let smtp = SmtpServer::started();
+    // The concierges' notice of the new case is refused for good.
+    smtp.state
+        .unknown
+        .lock()
+        .unwrap()
+        .extend(w.app.config.concierge_emails.iter().cloned());
     let mailer = Mailer::new(
         w.app.store.clone(),
         Transport::smtp(&format!("smtp://127.0.0.1:{}", smtp.port)).unwrap(),
@@ -72,6 +80,30 @@ async fn a_scheduled_consultation_reaches_the_applicant_with_a_calendar_entry() 
         "{report:?}"
     );
 
+    // The case page says what became of each of the case's mails.
+    let page = b.get(&format!("/desk/cases/{case_id}")).await;
+    let states: Vec<&str> = page
+        .body
+        .split("class=\"mail-state")
+        .skip(1)
+        .map(|s| &s[..s.find("</p>").unwrap()])
+        .collect();
+    assert_eq!(states.len(), 3, "{}", page.body);
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| s.contains("送信状況：送信済み（2026-"))
+            .count(),
+        2,
+        "{states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .any(|s| s.starts_with(" failed") && s.contains("送信できませんでした")),
+        "{states:?}"
+    );
+    assert!(!page.body.contains("送信状況：送信待ち"), "{states:?}");
     let received = smtp.state.received.lock().unwrap().clone();
     let mail = received
         .iter()

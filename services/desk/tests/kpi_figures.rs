@@ -39,7 +39,7 @@ fn jst(s: &str) -> DateTime<Utc> {
 }
 
 async fn app() -> App {
-    App::with_migrators(&[&kujira_scheduler::MIGRATOR]).await
+    App::new().await
 }
 
 fn projector(app: &App) -> Projector {

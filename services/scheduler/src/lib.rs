@@ -57,8 +57,8 @@ pub use mailer::transport::{SendError, Transport, blames_recipient};
 pub use mailer::{DeliveryReport, MAIL_NOTIFY_CHANNEL, Mailer, RetryPolicy};
 pub use outbox::{
     CancelReason, DeliveryStatus, ErasedMail, MailDelivery, MailOutboxProjection, OutboxStatus,
-    deliveries_for_person, delivery, erase_person_mail, outbox_status, outbox_status_at,
-    requeue_failed,
+    deliveries_for_person, deliveries_of_keys, delivery, erase_person_mail, outbox_status,
+    outbox_status_at, requeue_failed,
 };
 pub use person::{PersonCommandError, clear_bounce, set_follow_ups_opted_out};
 pub use rules::{

@@ -296,6 +296,24 @@ pub async fn delivery(pool: &PgPool, key: &str) -> anyhow::Result<Option<MailDel
     row.as_ref().map(delivery_from_row).transpose()
 }
 
+/// The deliveries of these idempotency keys (those the outbox has seen), in no
+/// particular order: for the desk's case page, which shows each queued mail's state.
+pub async fn deliveries_of_keys(
+    pool: &PgPool,
+    keys: &[String],
+) -> anyhow::Result<Vec<MailDelivery>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM mail_deliveries WHERE key = ANY($1)"
+    ))
+    .bind(keys)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(delivery_from_row).collect()
+}
+
 /// Every mail to or about `person_id`, oldest first: for the person's data export
 /// ("mail sent: subject and time") and the desk's case page.
 pub async fn deliveries_for_person(

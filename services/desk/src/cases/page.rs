@@ -63,6 +63,8 @@ pub struct Loaded {
     pub staff_names: HashMap<Uuid, String>,
     pub concierges: Vec<(Uuid, String)>,
     pub references: HashMap<Uuid, String>,
+    /// The delivery state of the case's queued mails, by idempotency key.
+    pub mails: HashMap<String, kujira_scheduler::MailDelivery>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +228,20 @@ pub async fn load(state: &DeskState, case_id: Uuid) -> Result<Option<Loaded>, Ap
             references.insert(r.try_get("case_id")?, r.try_get("reference")?);
         }
     }
+    let keys: Vec<String> = decoded
+        .iter()
+        .filter_map(|e| match e {
+            ConsultationEvent::MailQueued(m) => Some(m.key.clone()),
+            ConsultationEvent::MailRequested(m) => Some(m.key.clone()),
+            _ => None,
+        })
+        .collect();
+    let mails = kujira_scheduler::deliveries_of_keys(pool, &keys)
+        .await
+        .map_err(AppError::internal)?
+        .into_iter()
+        .map(|d| (d.key.clone(), d))
+        .collect();
     Ok(Some(Loaded {
         case_id,
         events,
@@ -242,6 +258,7 @@ pub async fn load(state: &DeskState, case_id: Uuid) -> Result<Option<Loaded>, Ap
         staff_names,
         concierges,
         references,
+        mails,
     }))
 }
 
@@ -346,6 +363,43 @@ pub async fn render(
         Html(layout::page(staff, Section::Cases, &title, body).into_string()),
     )
         .into_response())
+}
+
+/// A queued mail's delivery state, as the timeline says it; `true` when it needs
+/// someone to look at it (it failed for good).
+fn mail_state_ja(d: Option<&kujira_scheduler::MailDelivery>, tz: chrono_tz::Tz) -> (String, bool) {
+    use kujira_scheduler::DeliveryStatus as S;
+    let Some(d) = d else {
+        // The outbox has not read the event yet (it does within moments).
+        return ("送信状況：送信待ち".into(), false);
+    };
+    match d.status {
+        S::Pending if d.attempts > 0 => {
+            (format!("送信状況：再送待ち（{}回失敗）", d.attempts), false)
+        }
+        S::Pending => ("送信状況：送信待ち".into(), false),
+        S::Sent => (
+            format!(
+                "送信状況：送信済み（{}）",
+                layout::datetime_ja(d.sent_at, tz)
+            ),
+            false,
+        ),
+        S::Failed => (
+            format!(
+                "送信状況：送信できませんでした（{}）。宛先を確認してください。",
+                layout::datetime_ja(d.failed_at, tz)
+            ),
+            true,
+        ),
+        S::Cancelled => (
+            format!(
+                "送信状況：{}",
+                d.cancel_reason.map_or("送信中止", |r| r.label_ja())
+            ),
+            false,
+        ),
+    }
 }
 
 fn dl_row(label: &str, value: Markup) -> Markup {
@@ -516,6 +570,10 @@ fn body(state: &DeskState, staff: &Staff, l: &Loaded, ui: &Ui, token: &str) -> M
                             "　" span.who { (e.who) }
                         }
                         p.what { (e.text) }
+                        @if let Some(key) = &e.mail_key {
+                            @let (state, failed) = mail_state_ja(l.mails.get(key), tz);
+                            p.mail-state.failed[failed] { (state) }
+                        }
                         @if let Some(n) = &e.note {
                             p.note { (n.page_text()) }
                         }
@@ -632,6 +690,8 @@ fn page_css() -> Markup {
             "ol.timeline li{border-left:4px solid #c9c9c5;padding:.25rem 0 .5rem .75rem;margin-bottom:.5rem}"
             "ol.timeline .meta{margin:0;font-size:.85rem;color:#4a4a4a}"
             "ol.timeline .what{margin:.1rem 0}"
+            "ol.timeline .mail-state{margin:0;font-size:.9rem;color:#4a4a4a}"
+            "ol.timeline .mail-state.failed{color:#8a1c1c;font-weight:700}"
             "ol.timeline .note{margin:.25rem 0;padding:.5rem;background:#f5f5f3;border-radius:4px}"
             ".warning{border-left:6px solid #8a1c1c;background:#fdf0f0;padding:.5rem 1rem;margin:.5rem 0 1rem;border-radius:4px}"
             ".button.danger{background:#8a1c1c;border-color:#8a1c1c;color:#fff}"

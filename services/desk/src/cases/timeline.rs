@@ -25,6 +25,8 @@ pub struct Entry {
     pub text: String,
     /// Free text that goes with it (a note), as the staff member may see it.
     pub note: Option<Shown>,
+    /// A queued mail's idempotency key: the page shows its delivery state beside it.
+    pub mail_key: Option<String>,
     pub position: i64,
 }
 
@@ -57,14 +59,28 @@ pub fn field_ja(field: &str) -> &str {
     }
 }
 
-/// What a template is, for the timeline.
+/// What a template is, for the timeline (whom it went to is said apart, from the
+/// mail's audience).
 pub fn template_ja(template: &str) -> &str {
     match template {
         "inquiry_received" => "移住相談の受付メール",
-        "inquiry_received_concierge" => "新しい相談のお知らせ（職員宛）",
+        "inquiry_received_concierge" => "新しい相談のお知らせ",
         "tour_request_received" => "ツアー申込の受付メール",
-        "tour_request_received_concierge" => "新しいツアー申込のお知らせ（職員宛）",
+        "tour_request_received_concierge" => "新しいツアー申込のお知らせ",
         super::mail::CONSULTATION_SCHEDULED => "相談日時のご案内（カレンダー添付）",
+        "tour_reminder" => "体験ツアー開催のご案内（リマインド）",
+        "tour_thank_you" => "体験ツアーのお礼",
+        "nurture_follow_up" => "その後のご様子伺い（フォローアップ）",
+        "post_move_check_in" => "移住後のご様子伺い",
+        "support_window_note" => "移住支援金の申請期限のお知らせ",
+        "concierge_digest" => "今日の対応のお知らせ",
+        "tour_sign_up_confirmed" => "体験ツアーの参加確定",
+        "tour_sign_up_waitlisted" => "体験ツアーのキャンセル待ち受付",
+        "tour_sign_up_promoted" => "体験ツアーの繰り上げ参加確定",
+        "tour_sign_up_cancelled" => "体験ツアーのキャンセル受付",
+        "tour_cancelled" => "体験ツアーの中止のお知らせ",
+        "tour_changed" => "体験ツアーの内容変更のお知らせ",
+        "tour_concierge_notice" => "体験ツアー申込のお知らせ",
         _ => "メール",
     }
 }
@@ -103,11 +119,17 @@ pub fn build(
                 who: who(&r.metadata.actor, staff_names),
                 text: format!("読み取れない記録（{}）", r.event_type),
                 note: None,
+                mail_key: None,
                 position: r.position,
             });
             continue;
         };
         use ConsultationEvent as E;
+        let mail_key = match &e {
+            E::MailQueued(m) => Some(m.key.clone()),
+            E::MailRequested(m) => Some(m.key.clone()),
+            _ => None,
+        };
         let (at, text, note) = match &e {
             E::InquirySubmitted(s) => (
                 s.opening.submitted_at,
@@ -260,6 +282,7 @@ pub fn build(
             who: who(&r.metadata.actor, staff_names),
             text,
             note,
+            mail_key,
             position: r.position,
         });
     }
@@ -315,6 +338,7 @@ pub fn build(
             who: who(&r.metadata.actor, staff_names),
             text,
             note: None,
+            mail_key: None,
             position: r.position,
         });
     }

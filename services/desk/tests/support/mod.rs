@@ -109,7 +109,7 @@ impl App {
         Self::build(&[], tune).await
     }
 
-    /// With the tables of more crates (the KPI reads the scheduler's mail outbox).
+    /// With the tables of more crates.
     pub async fn with_migrators(extra: &[&'static sqlx::migrate::Migrator]) -> Self {
         Self::build(extra, |_| {}).await
     }
@@ -118,12 +118,19 @@ impl App {
         extra: &[&'static sqlx::migrate::Migrator],
         tune: impl FnOnce(&mut Config),
     ) -> Self {
+        // The desk reads the scheduler's mail outbox (a case's mail states, the KPI's
+        // mail counts), so its tables are always there, as in `serve`.
         let mut migrators: Vec<&sqlx::migrate::Migrator> = vec![
             &kujira_eventlog::MIGRATOR,
             &kujira_store::MIGRATOR,
+            &kujira_scheduler::MIGRATOR,
             &kujira_desk::MIGRATOR,
         ];
-        migrators.extend_from_slice(extra);
+        for m in extra {
+            if !migrators.iter().any(|have| std::ptr::eq(*have, *m)) {
+                migrators.push(m);
+            }
+        }
         let db = TestDb::new(&migrators).await;
         kujira_desk::setup(&db.pool).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
