@@ -161,6 +161,33 @@ async fn an_inquiry_finds_its_person_even_when_another_process_changed_it_meanwh
 }
 
 #[tokio::test]
+async fn references_run_on_without_gaps_across_a_restart_and_beside_the_desk() {
+    // Staff read the 連番 as a count: a restarted process, or the desk's own intake
+    // beside the public one, must not skip the numbers another one fetched ahead.
+    let mut app = App::new().await;
+    let reference = |r: &intake_support::Resp| {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["reference"].as_str().unwrap().to_owned()
+    };
+    let first = reference(&app.post_json(&inquiry_json().to_string(), None).await);
+    let before = std::mem::replace(
+        &mut app.router,
+        kujira_intake::router(kujira_intake::IntakeState::new(
+            app.config.clone(),
+            app.store.clone(),
+            std::sync::Arc::new(app.clock.clone()),
+        )),
+    );
+    let second = reference(&app.post_json(&inquiry_json().to_string(), None).await);
+    app.router = before;
+    let third = reference(&app.post_json(&inquiry_json().to_string(), None).await);
+    assert_eq!(
+        [first, second, third],
+        ["2026-0001", "2026-0002", "2026-0003"]
+    );
+}
+
+#[tokio::test]
 async fn bad_fields_get_422_with_one_message_per_field() {
     let app = App::new().await;
     let mut j = inquiry_json();

@@ -95,42 +95,62 @@ pub async fn find(state: &IntakeState, case_id: Uuid) -> Result<Option<Opened>, 
     }))
 }
 
-/// Hands out 連番 from `consultation_reference_seq`, a few at a time, so that most
-/// submissions need one database round trip (the append) instead of two. Numbers
-/// fetched but unused when the process stops leave a gap, which references allow.
+/// Hands out 連番 from `consultation_reference_seq`. While submissions come one by
+/// one (a city's everyday: a few a day), each takes exactly the number it uses, so a
+/// restart, or the desk's own intake beside the public one, leaves no gap: staff read
+/// the 連番 as a count, and 2026-0001, 2026-0009, 2026-0017 would tell them of cases
+/// that never were. Under a burst (misses less than [`BURST`] apart) each fetch takes
+/// twice as many as the one before, up to [`REFERENCE_BATCH`], so that most
+/// submissions need one round trip (the append) instead of two; the numbers a burst
+/// leaves unused when the process stops are the only gap, and they are few.
 #[derive(Debug, Default)]
 pub struct References {
-    cache: std::sync::Mutex<std::collections::VecDeque<i64>>,
+    inner: std::sync::Mutex<Cached>,
 }
 
-/// How many numbers one fetch takes.
+#[derive(Debug, Default)]
+struct Cached {
+    numbers: std::collections::VecDeque<i64>,
+    /// When the last fetch was made, and how many it took.
+    last_fetch: Option<(std::time::Instant, i32)>,
+}
+
+/// The most numbers one fetch takes.
 const REFERENCE_BATCH: i32 = 8;
+/// Misses closer together than this are a burst.
+const BURST: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl References {
     pub async fn next(&self, pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
-        if let Some(n) = self.take() {
-            return Ok(n);
-        }
+        let size = {
+            let mut c = self.lock();
+            if let Some(n) = c.numbers.pop_front() {
+                return Ok(n);
+            }
+            let now = std::time::Instant::now();
+            let size = match c.last_fetch {
+                Some((at, size)) if now.duration_since(at) < BURST => {
+                    (size * 2).min(REFERENCE_BATCH)
+                }
+                _ => 1,
+            };
+            c.last_fetch = Some((now, size));
+            size
+        };
         let mut batch: Vec<i64> = sqlx::query_scalar(
             "SELECT nextval('consultation_reference_seq') FROM generate_series(1, $1)",
         )
-        .bind(REFERENCE_BATCH)
+        .bind(size)
         .fetch_all(pool)
         .await?;
         batch.sort_unstable();
         let first = batch.remove(0);
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(batch);
+        self.lock().numbers.extend(batch);
         Ok(first)
     }
 
-    fn take(&self) -> Option<i64> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
