@@ -188,6 +188,35 @@ async fn references_run_on_without_gaps_across_a_restart_and_beside_the_desk() {
 }
 
 #[tokio::test]
+async fn references_count_afresh_each_year_after_the_ones_already_given() {
+    let app = App::new().await;
+    let mut j = inquiry_json();
+    for k in ["preferred_date_1", "preferred_date_2", "preferred_date_3"] {
+        j.as_object_mut().unwrap().remove(k);
+    }
+    let body = j.to_string();
+    let submit = || async {
+        let r = app.post_json(&body, None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["reference"].as_str().unwrap().to_owned()
+    };
+    // 23:59 on New Year's Eve in Tokyo.
+    app.clock.set("2026-12-31T14:59:00Z".parse().unwrap());
+    assert_eq!(submit().await, "2026-0001");
+    // A database whose sequence of the year is gone (cases numbered before yearly
+    // counting, or a restore without it) goes on after the year's highest 連番.
+    sqlx::query("DROP SEQUENCE consultation_reference_2026")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(submit().await, "2026-0002");
+    // Midnight in Tokyo: the new year counts from 1.
+    app.clock.set("2026-12-31T15:00:00Z".parse().unwrap());
+    assert_eq!(submit().await, "2027-0001");
+    assert_eq!(submit().await, "2027-0002");
+}
+
+#[tokio::test]
 async fn bad_fields_get_422_with_one_message_per_field() {
     let app = App::new().await;
     let mut j = inquiry_json();

@@ -95,14 +95,18 @@ pub async fn find(state: &IntakeState, case_id: Uuid) -> Result<Option<Opened>, 
     }))
 }
 
-/// Hands out 連番 from `consultation_reference_seq`. While submissions come one by
-/// one (a city's everyday: a few a day), each takes exactly the number it uses, so a
-/// restart, or the desk's own intake beside the public one, leaves no gap: staff read
-/// the 連番 as a count, and 2026-0001, 2026-0009, 2026-0017 would tell them of cases
-/// that never were. Under a burst (misses less than [`BURST`] apart) each fetch takes
-/// twice as many as the one before, up to [`REFERENCE_BATCH`], so that most
-/// submissions need one round trip (the append) instead of two; the numbers a burst
-/// leaves unused when the process stops are the only gap, and they are few.
+/// Hands out the number of a 連番 (`2026-0001`): counted afresh each calendar year,
+/// from a sequence of that year (`consultation_reference_<year>`), so that the number
+/// after the year says how many cases that year has had.
+///
+/// While submissions come one by one (a city's everyday: a few a day), each takes
+/// exactly the number it uses, so a restart, or the desk's own intake beside the
+/// public one, leaves no gap: staff read the 連番 as a count, and 2026-0001,
+/// 2026-0009, 2026-0017 would tell them of cases that never were. Under a burst
+/// (misses less than [`BURST`] apart) each fetch takes twice as many as the one
+/// before, up to [`REFERENCE_BATCH`], so that most submissions need one round trip
+/// (the append) instead of two; the numbers a burst leaves unused when the process
+/// stops are the only gap, and they are few.
 #[derive(Debug, Default)]
 pub struct References {
     inner: std::sync::Mutex<Cached>,
@@ -110,7 +114,9 @@ pub struct References {
 
 #[derive(Debug, Default)]
 struct Cached {
+    /// Numbers fetched ahead, and the year they count in.
     numbers: std::collections::VecDeque<i64>,
+    year: i32,
     /// When the last fetch was made, and how many it took.
     last_fetch: Option<(std::time::Instant, i32)>,
 }
@@ -121,9 +127,15 @@ const REFERENCE_BATCH: i32 = 8;
 const BURST: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl References {
-    pub async fn next(&self, pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    /// The next number of `year`.
+    pub async fn next(&self, pool: &sqlx::PgPool, year: i32) -> Result<i64, sqlx::Error> {
         let size = {
             let mut c = self.lock();
+            if c.year != year {
+                // A new year: what was fetched ahead counted in the old one.
+                c.numbers.clear();
+                c.year = year;
+            }
             if let Some(n) = c.numbers.pop_front() {
                 return Ok(n);
             }
@@ -137,21 +149,62 @@ impl References {
             c.last_fetch = Some((now, size));
             size
         };
-        let mut batch: Vec<i64> = sqlx::query_scalar(
-            "SELECT nextval('consultation_reference_seq') FROM generate_series(1, $1)",
-        )
-        .bind(size)
-        .fetch_all(pool)
-        .await?;
+        let mut batch = match fetch(pool, year, size).await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+                create_year(pool, year).await?;
+                fetch(pool, year, size).await?
+            }
+            other => other?,
+        };
         batch.sort_unstable();
         let first = batch.remove(0);
-        self.lock().numbers.extend(batch);
+        let mut c = self.lock();
+        if c.year == year {
+            c.numbers.extend(batch);
+        }
         Ok(first)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The sequence of `year`'s numbers. The year is an integer, so the name is safe to
+/// write into SQL.
+fn sequence_of(year: i32) -> String {
+    format!("consultation_reference_{year}")
+}
+
+async fn fetch(pool: &sqlx::PgPool, year: i32, size: i32) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT nextval($1::regclass) FROM generate_series(1, $2)")
+        .bind(sequence_of(year))
+        .bind(size)
+        .fetch_all(pool)
+        .await
+}
+
+/// Creates `year`'s sequence on its first submission, after the highest number of
+/// that year already in the log (cases numbered before yearly counting, or by a
+/// sequence lost in a restore). Two processes racing here compute the same start,
+/// and `IF NOT EXISTS` keeps the first.
+async fn create_year(pool: &sqlx::PgPool, year: i32) -> Result<(), sqlx::Error> {
+    let top: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(split_part(data->>'reference', '-', 2)::bigint), 0) FROM events \
+         WHERE event_type IN ('InquirySubmitted', 'TourRequestSubmitted') \
+           AND data->>'reference' LIKE $1",
+    )
+    .bind(format!("{year}-%"))
+    .fetch_one(pool)
+    .await?;
+    sqlx::raw_sql(&format!(
+        "CREATE SEQUENCE IF NOT EXISTS {} AS bigint START WITH {} NO CYCLE",
+        sequence_of(year),
+        top + 1
+    ))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Everything about a submission besides its content.
@@ -219,9 +272,13 @@ pub async fn open(
     make: impl Fn(CaseOpening) -> ConsultationCommand,
 ) -> Result<Opened, OpenError> {
     let vault = state.store().vault();
-    let number = state.inner.references.next(state.store().pool()).await?;
     let now = state.kit().now();
     let year = now.with_timezone(&state.config().timezone).year();
+    let number = state
+        .inner
+        .references
+        .next(state.store().pool(), year)
+        .await?;
     let reference = format!("{year}-{number:04}");
     let mut person = vault
         .person_guard(email)

@@ -34,7 +34,9 @@ pub use cases::{OpenError, Opened, Submission, derived_case_id, find as find_cas
 /// 連番, the one command path); see [`Submission`] for who opens it and how.
 pub use cases::open as open_case;
 
-/// The migrations of intake's own objects (the reference number sequence).
+/// The migrations of intake's own objects (versions 20261124000100–20261124000199 and
+/// 20261203000100–20261203000199). The 連番 sequences of each year are created by
+/// intake itself, on the year's first submission.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// Everything intake's handlers need. Cheap to clone.

@@ -145,18 +145,9 @@ pub(super) async fn generate(
     let generated_secs = started.elapsed().as_secs_f64();
     eprintln!("  appended {events} events ({generated_secs:.1} s)");
 
-    // What the live service would hold: the reference sequence past the generated
-    // references, every projection caught up, the history's mail sent, the rules run.
-    let max_ref: i64 = sqlx::query_scalar(
-        "SELECT coalesce(max(split_part(data->>'reference', '-', 2)::bigint), 0) FROM events \
-         WHERE event_type IN ('InquirySubmitted', 'TourRequestSubmitted')",
-    )
-    .fetch_one(store.pool())
-    .await?;
-    sqlx::query("SELECT setval('consultation_reference_seq', $1)")
-        .bind(max_ref.max(1))
-        .execute(store.pool())
-        .await?;
+    // What the live service would hold: every projection caught up, the history's
+    // mail sent, the rules run. (Each year's 連番 sequence starts after that year's
+    // highest reference in the log when intake first needs it.)
     let caught = Instant::now();
     let projector = kujira::serve::projector(config, store);
     let applied = projector.catch_up().await?;
