@@ -217,6 +217,25 @@ async fn references_count_afresh_each_year_after_the_ones_already_given() {
 }
 
 #[tokio::test]
+async fn the_first_submissions_of_a_year_at_once_all_get_their_own_number() {
+    // The year's sequence is created by the first of them; the others must neither
+    // fail on the twin creation nor get a number twice.
+    let app = App::new().await;
+    let body = inquiry_json().to_string();
+    let answers = futures::future::join_all((0..16).map(|_| app.post_json(&body, None))).await;
+    let mut refs: Vec<String> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.json()["reference"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    refs.sort();
+    let expected: Vec<String> = (1..=16).map(|n| format!("2026-{n:04}")).collect();
+    assert_eq!(refs, expected);
+}
+
+#[tokio::test]
 async fn bad_fields_get_422_with_one_message_per_field() {
     let app = App::new().await;
     let mut j = inquiry_json();

@@ -110,6 +110,10 @@ pub async fn find(state: &IntakeState, case_id: Uuid) -> Result<Option<Opened>, 
 #[derive(Debug, Default)]
 pub struct References {
     inner: std::sync::Mutex<Cached>,
+    /// One fetch at a time: submissions that miss together wait for it and take
+    /// what it brought, instead of each fetching numbers of its own (which handed
+    /// out 2026-0001, 2026-0009, 2026-0017… to the first submissions of a burst).
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -129,16 +133,16 @@ const BURST: std::time::Duration = std::time::Duration::from_secs(1);
 impl References {
     /// The next number of `year`.
     pub async fn next(&self, pool: &sqlx::PgPool, year: i32) -> Result<i64, sqlx::Error> {
+        if let Some(n) = self.take(year) {
+            return Ok(n);
+        }
+        let _turn = self.fetching.lock().await;
+        // Whoever fetched while this one waited may have brought enough.
+        if let Some(n) = self.take(year) {
+            return Ok(n);
+        }
         let size = {
             let mut c = self.lock();
-            if c.year != year {
-                // A new year: what was fetched ahead counted in the old one.
-                c.numbers.clear();
-                c.year = year;
-            }
-            if let Some(n) = c.numbers.pop_front() {
-                return Ok(n);
-            }
             let now = std::time::Instant::now();
             let size = match c.last_fetch {
                 Some((at, size)) if now.duration_since(at) < BURST => {
@@ -165,6 +169,17 @@ impl References {
         Ok(first)
     }
 
+    /// A number fetched ahead for `year`; numbers of another year are dropped (they
+    /// counted in a year that is over).
+    fn take(&self, year: i32) -> Option<i64> {
+        let mut c = self.lock();
+        if c.year != year {
+            c.numbers.clear();
+            c.year = year;
+        }
+        c.numbers.pop_front()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -186,25 +201,30 @@ async fn fetch(pool: &sqlx::PgPool, year: i32, size: i32) -> Result<Vec<i64>, sq
 
 /// Creates `year`'s sequence on its first submission, after the highest number of
 /// that year already in the log (cases numbered before yearly counting, or by a
-/// sequence lost in a restore). Two processes racing here compute the same start,
-/// and `IF NOT EXISTS` keeps the first.
+/// sequence lost in a restore). `CREATE SEQUENCE IF NOT EXISTS` is not safe against
+/// a concurrent twin (the loser fails on the catalogue's unique index), so the
+/// first submissions of a year, which may come at once, take turns on an advisory
+/// lock; the later ones find the sequence there.
 async fn create_year(pool: &sqlx::PgPool, year: i32) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('kujira.consultation_reference'))")
+        .execute(&mut *tx)
+        .await?;
     let top: i64 = sqlx::query_scalar(
         "SELECT coalesce(max(split_part(data->>'reference', '-', 2)::bigint), 0) FROM events \
          WHERE event_type IN ('InquirySubmitted', 'TourRequestSubmitted') \
            AND data->>'reference' LIKE $1",
     )
     .bind(format!("{year}-%"))
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    sqlx::raw_sql(&format!(
+    let create = format!(
         "CREATE SEQUENCE IF NOT EXISTS {} AS bigint START WITH {} NO CYCLE",
         sequence_of(year),
         top + 1
-    ))
-    .execute(pool)
-    .await?;
-    Ok(())
+    );
+    sqlx::query(&create).execute(&mut *tx).await?;
+    tx.commit().await
 }
 
 /// Everything about a submission besides its content.
