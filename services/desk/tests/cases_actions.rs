@@ -351,6 +351,42 @@ async fn a_lost_race_says_so_and_shows_the_current_state_and_a_double_click_reco
 }
 
 #[tokio::test]
+async fn a_case_says_at_the_top_when_its_person_has_another_open_case() {
+    let w = World::new().await;
+    let taro = Applicant::new("柏崎 太郎", "カシワザキ タロウ", "taro@example.jp");
+    let (web, web_ref) = w.inquiry(&taro).await;
+    let (fair, _) = w.inquiry(&taro).await;
+    w.sync().await;
+    let mut b = w.browser(CONCIERGE).await;
+    let badge = "この方の対応中の案件がほかに1件あります";
+    for case in [web, fair] {
+        let page = b.get(&format!("/desk/cases/{case}")).await;
+        assert!(page.body.contains(badge), "{}", page.body);
+        assert!(page.body.contains("href=\"#others-heading\""));
+    }
+    // Merged, the duplicate is no longer open work on either page.
+    let page = b.get(&format!("/desk/cases/{fair}")).await;
+    let r = post_action(
+        &mut b,
+        fair,
+        &page.body,
+        "merge",
+        &[("merge_into", &web_ref)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    w.sync().await;
+    for case in [web, fair] {
+        let page = b.get(&format!("/desk/cases/{case}")).await;
+        assert!(
+            !page.body.contains("この方の対応中の案件がほかに"),
+            "{}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
 async fn two_cases_of_one_person_merge_and_the_merge_is_undone() {
     let w = World::new().await;
     let (web, web_ref) = w

@@ -434,6 +434,13 @@ fn body(state: &DeskState, staff: &Staff, l: &Loaded, ui: &Ui, token: &str) -> M
     } else {
         open.stage.label_ja().to_owned()
     };
+    // The same person's other cases still being worked (not closed, not merged): a
+    // duplicate from a fair and the web, most often, to be merged.
+    let open_others = l
+        .others
+        .iter()
+        .filter(|c| c.merged_into.is_none() && c.closed_reason.is_none())
+        .count();
     let overdue = work.closed.is_none()
         && work.merged_into.is_none()
         && work.next_action.is_some_and(|d| d < today);
@@ -497,6 +504,11 @@ fn body(state: &DeskState, staff: &Staff, l: &Loaded, ui: &Ui, token: &str) -> M
             @if overdue { li.badge-alert { "次回対応日を過ぎています" } }
             @if awaiting { li.badge-alert { "初回連絡が未記録です（期限 " (first_due.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()) "）" } }
             @for f in &person_flags { li.badge-person { (f) } }
+            @if open_others > 0 && work.merged_into.is_none() {
+                li.badge-person {
+                    a href="#others-heading" { "この方の対応中の案件がほかに" (open_others) "件あります" }
+                }
+            }
         }
         section.panel aria-labelledby="summary-heading" {
             h2 id="summary-heading" { "案件の概要" }
