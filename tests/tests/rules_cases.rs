@@ -9,9 +9,41 @@ mod rules_support;
 use chrono::Duration;
 use kujira_config::RuleName;
 use kujira_domain::casework::{CaseCommand, Move};
-use kujira_domain::inquiry::Stage;
+use kujira_domain::inquiry::{Channel, Stage};
 use kujira_scheduler::rules::{keys, templates};
 use rules_support::*;
+
+#[tokio::test]
+async fn a_person_with_two_open_cases_gets_one_follow_up_not_two() {
+    let w = World::new().await;
+    let opened = jst("2026-09-01T14:00");
+    let web = w.case(opened, None).await;
+    // The same person at a fair booth the same afternoon: a second case, not merged.
+    let fair = w
+        .case_for(web.person, jst("2026-09-01T16:00"), None, Channel::Form)
+        .await;
+    let other = w.case(opened, None).await;
+    let r = w.run(RuleName::Nurture, jst("2026-10-02T10:00")).await;
+    let mut queued = r.queued.clone();
+    queued.sort();
+    let mut expected = vec![
+        keys::nurture(web.id, opened, 1),
+        keys::nurture(other.id, opened, 1),
+    ];
+    expected.sort();
+    assert_eq!(queued, expected, "one mail for the person of two cases");
+    w.outbox_keys().await;
+    // The next day the fair case's follow-up is still due on its own clock, but its
+    // person heard from the city yesterday.
+    let r = w.run(RuleName::Nurture, jst("2026-10-03T10:00")).await;
+    assert!(r.queued.is_empty(), "{r:?}");
+    assert!(
+        !w.keys_of(templates::NURTURE)
+            .await
+            .iter()
+            .any(|k| k.contains(&fair.id.to_string()))
+    );
+}
 
 #[tokio::test]
 async fn nurture_goes_at_30_and_90_days_and_any_contact_or_phase_change_resets_the_clock() {

@@ -8,6 +8,7 @@ mod rules_support;
 
 use kujira_config::RuleName;
 use kujira_domain::casework::CaseCommand;
+use kujira_domain::inquiry::Channel;
 use kujira_scheduler::rules::{keys, templates};
 use rules_support::*;
 
@@ -113,6 +114,30 @@ async fn each_concierge_gets_their_own_cases_and_the_unassigned_ones_and_nobody_
         [keys::digest(date("2026-12-02"), a)],
         "a concierge with nothing gets no mail"
     );
+}
+
+#[tokio::test]
+async fn a_case_the_desk_entered_does_not_wait_for_a_first_contact() {
+    // Staff who enter a case at a fair booth or on the phone have spoken with the
+    // person: the digest does not list it as uncontacted, as the desk's board does
+    // not flag it.
+    let w = World::new().await;
+    let a = w.a().user_id;
+    let web = w.case(jst("2026-11-25T09:00"), Some(a)).await;
+    let person = w.store.vault().new_person().await.unwrap();
+    let fair = w
+        .case_for(person, jst("2026-11-25T10:00"), Some(a), Channel::Desk)
+        .await;
+    let r = w.run(RuleName::Digest, jst("2026-12-01T08:30")).await;
+    assert_eq!(r.queued, [keys::digest(date("2026-12-01"), a)]);
+    let smtp = SmtpServer::started();
+    w.clock.set(jst("2026-12-01T08:31"));
+    w.deliver(&w.mailer(smtp.port)).await;
+    let text = text_of(&smtp.received_by("aoki@city.example.jp")[0]);
+    let url = |c: Case| format!("https://kujira.example.jp/desk/cases/{}", c.id);
+    assert!(text.contains("3営業日以内に連絡していない案件"), "{text}");
+    assert!(text.contains(&url(web)), "{text}");
+    assert!(!text.contains(&url(fair)), "{text}");
 }
 
 #[tokio::test]

@@ -68,5 +68,5 @@ pub use rules::{
 pub use unsubscribe::{UnsubscribeLinks, UnsubscribeState, router};
 
 /// The migrations of this crate's tables (versions 20261124000300–20261124000399 and
-/// 20261201005000–20261201005999).
+/// 20261201005000–20261201005999, 20261203005000–20261203005999).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();

@@ -149,6 +149,18 @@ impl World {
     /// to `concierge`.
     pub async fn case(&self, at: DateTime<Utc>, concierge: Option<Uuid>) -> Case {
         let person = self.store.vault().new_person().await.unwrap();
+        self.case_for(person, at, concierge, Channel::Form).await
+    }
+
+    /// Opens a case for `person` at `at`, as `case` does, through `channel` (a case
+    /// the desk entered comes from a fair booth).
+    pub async fn case_for(
+        &self,
+        person: Uuid,
+        at: DateTime<Utc>,
+        concierge: Option<Uuid>,
+        channel: Channel,
+    ) -> Case {
         let id = Uuid::new_v4();
         let n: u32 = rand_reference();
         let submission = TourRequestSubmitted {
@@ -156,10 +168,11 @@ impl World {
                 case_id: id,
                 person_id: person,
                 reference: format!("2026-{n:05}"),
-                channel: Channel::Form,
+                channel,
                 submitted_at: at,
                 privacy_purpose: "目的".into(),
-                desk_source: None,
+                desk_source: (channel == Channel::Desk)
+                    .then_some(kujira_domain::casework::ContactChannel::Fair),
             },
             request: TourRequest {
                 preferred_dates: vec![],

@@ -153,15 +153,19 @@ async fn case(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<
 fn opened(
     o: &kujira_domain::inquiry::CaseOpening,
 ) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    // A case the desk entered was taken by staff who met the person (a fair booth,
+    // the phone, the counter): it does not wait for a first contact, as on the
+    // desk's board.
     sqlx::query(
         "INSERT INTO rule_cases (case_id, person_id, reference, opened_at, phase, \
-           last_phase_change_at, last_activity_at) \
-         VALUES ($1, $2, $3, $4, 'gathering', $4, $4)",
+           last_phase_change_at, last_activity_at, awaits_first_contact) \
+         VALUES ($1, $2, $3, $4, 'gathering', $4, $4, $5)",
     )
     .bind(o.case_id)
     .bind(o.person_id)
     .bind(o.reference.clone())
     .bind(o.submitted_at)
+    .bind(o.channel != kujira_domain::inquiry::Channel::Desk)
 }
 
 async fn tour(conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
@@ -343,7 +347,7 @@ impl kujira_projector::Projection for RulesProjection {
         Self::record(tx, event).await
     }
 
-    /// Derived from the log alone: rebuildable. One migration made the tables.
+    /// Derived from the log alone: rebuildable. Migrations made the tables.
     fn rebuild(&self) -> kujira_projector::Rebuild {
         kujira_projector::Rebuild::Tables {
             tables: &[
@@ -352,7 +356,10 @@ impl kujira_projector::Projection for RulesProjection {
                 "rule_tour_parties",
                 "rule_persons",
             ],
-            ddl: include_str!("../../migrations/20261201005100_rule_projection.sql"),
+            ddl: concat!(
+                include_str!("../../migrations/20261201005100_rule_projection.sql"),
+                include_str!("../../migrations/20261203005400_rule_cases_first_contact.sql")
+            ),
         }
     }
 }

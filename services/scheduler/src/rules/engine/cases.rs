@@ -16,26 +16,40 @@ impl Rules {
             return Ok(Work::Nothing);
         };
         let steps = &self.settings().nurture_days;
+        // One person, one follow-up: a person with two open cases (the fair's and the
+        // web's, not merged yet) gets one mail, not one per case, and none while a
+        // follow-up of theirs is more recent than the shortest step.
+        let gap = i64::from(steps.iter().copied().min().unwrap_or(30));
+        let mut persons: HashSet<Uuid> = HashSet::new();
         let mut out = Vec::new();
         for (i, days) in steps.iter().enumerate() {
             let until = nurture_until(steps, i);
             let rows = sqlx::query(
-                "SELECT case_id, nurture_from FROM rule_cases c \
+                "SELECT case_id, person_id, nurture_from FROM rule_cases c \
                  WHERE phase IN ('gathering', 'considering') AND closed_at IS NULL \
                    AND merged_into IS NULL \
                    AND nurture_from <= $1 AND nurture_from > $2 \
                    AND NOT EXISTS (SELECT 1 FROM mail_deliveries d WHERE d.key = \
                        'case/' || c.case_id || '/nurture/' \
                        || floor(extract(epoch FROM c.nurture_from))::bigint || '/' || $3) \
+                   AND NOT EXISTS (SELECT 1 FROM mail_deliveries d \
+                       WHERE d.person_id = c.person_id AND d.template = $4 \
+                         AND d.requested_at > $5) \
                    AND NOT EXISTS (SELECT 1 FROM rule_persons x \
-                       WHERE x.person_id = c.person_id AND x.erased_at IS NOT NULL)",
+                       WHERE x.person_id = c.person_id AND x.erased_at IS NOT NULL) \
+                 ORDER BY c.nurture_from, c.case_id",
             )
             .bind(last - Duration::days(i64::from(*days)))
             .bind(now - Duration::days(until))
             .bind((i + 1).to_string())
+            .bind(templates::NURTURE)
+            .bind(now - Duration::days(gap))
             .fetch_all(self.pool())
             .await?;
             for r in rows {
+                if !persons.insert(r.try_get("person_id")?) {
+                    continue;
+                }
                 out.push(CaseCandidate {
                     case_id: r.try_get("case_id")?,
                     kind: CaseMailKind::Nurture {

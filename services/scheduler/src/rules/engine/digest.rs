@@ -104,7 +104,8 @@ impl Rules {
                     "",
                 ),
                 DigestItem::NoFirstContact => (
-                    "c.last_contact_at IS NULL AND c.phase <> 'moved' AND c.opened_at < $1"
+                    "c.last_contact_at IS NULL AND c.awaits_first_contact \
+                     AND c.phase <> 'moved' AND c.opened_at < $1"
                         .to_owned(),
                     "c.opened_at",
                     "NULL::date",
