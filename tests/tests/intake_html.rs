@@ -292,6 +292,22 @@ async fn a_reading_typed_in_hiragana_is_taken_as_katakana() {
 }
 
 #[tokio::test]
+async fn an_address_confirmed_in_other_capitals_is_the_same_address() {
+    let app = App::new().await;
+    let mut b = app.browser();
+    let mut pairs = inquiry_pairs();
+    pairs.retain(|(k, _)| *k != "email_confirm");
+    pairs.push(("email_confirm", "TARO@example.jp"));
+    let confirm = to_confirm(&mut b, "/inquiry", &pairs).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("<dd>taro@example.jp</dd>"),
+        "{}",
+        confirm.body
+    );
+}
+
+#[tokio::test]
 async fn edit_on_the_confirm_page_brings_back_the_form_with_every_value() {
     let app = App::new().await;
     let mut b = app.browser();

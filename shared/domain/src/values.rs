@@ -141,6 +141,30 @@ impl FieldErrors {
         }
     }
 
+    /// The address typed twice on a public form (`email`, then `email_confirm` when
+    /// the form asks for it): the address, with an error under whichever is at
+    /// fault. The two agree whatever the case of their letters (`Hanako@…` and
+    /// `hanako@…`), as the person lookup does: nobody has two mailboxes that differ
+    /// only by it, and a mismatch error for it sends people back for nothing.
+    pub fn check_email_pair(&mut self, email: &str, confirm: Option<&str>) -> Option<Email> {
+        let parsed = self.check("email", Email::parse(email));
+        if let Some(confirm) = confirm {
+            match Email::parse(confirm) {
+                Err(ValueError::Required) => self.add("email_confirm", ValueError::Required),
+                Ok(c)
+                    if parsed
+                        .as_ref()
+                        .is_some_and(|e| !e.as_str().eq_ignore_ascii_case(c.as_str())) =>
+                {
+                    self.add("email_confirm", ValueError::Mismatch)
+                }
+                Err(_) if parsed.is_some() => self.add("email_confirm", ValueError::Mismatch),
+                _ => {}
+            }
+        }
+        parsed
+    }
+
     pub fn get(&self, field: &str) -> Option<&ValueError> {
         self.0.iter().find(|(f, _)| *f == field).map(|(_, e)| e)
     }
@@ -717,6 +741,20 @@ mod tests {
             Kana::parse("ヤマダ  ハナコー").unwrap().as_str(),
             "ヤマダ ハナコー"
         );
+    }
+
+    #[test]
+    fn an_address_typed_twice_agrees_whatever_the_case_of_its_letters() {
+        let mut e = FieldErrors::new();
+        let got = e.check_email_pair("Hanako@Example.jp", Some("ｈａｎａｋｏ@example.JP"));
+        assert_eq!(e, FieldErrors::new());
+        assert_eq!(got.unwrap().as_str(), "Hanako@example.jp");
+        let mut e = FieldErrors::new();
+        e.check_email_pair("hanako@example.jp", Some("hanako2@example.jp"));
+        assert_eq!(e.get("email_confirm"), Some(&ValueError::Mismatch));
+        let mut e = FieldErrors::new();
+        e.check_email_pair("hanako@example.jp", Some(""));
+        assert_eq!(e.get("email_confirm"), Some(&ValueError::Required));
     }
 
     #[test]

@@ -143,21 +143,6 @@ fn line(max: usize) -> impl Fn(&str) -> Result<FreeText, ValueError> {
     move |s| FreeText::parse_line(s, max)
 }
 
-fn check_email_pair(errors: &mut FieldErrors, email: &str, confirm: Option<&str>) -> Option<Email> {
-    let parsed = errors.check("email", Email::parse(email));
-    if let Some(confirm) = confirm {
-        match Email::parse(confirm) {
-            Err(ValueError::Required) => errors.add("email_confirm", ValueError::Required),
-            Ok(c) if parsed.as_ref().is_some_and(|e| *e != c) => {
-                errors.add("email_confirm", ValueError::Mismatch)
-            }
-            Err(_) if parsed.is_some() => errors.add("email_confirm", ValueError::Mismatch),
-            _ => {}
-        }
-    }
-    parsed
-}
-
 fn choose_many<T: PartialEq>(
     errors: &mut FieldErrors,
     field: &'static str,
@@ -186,7 +171,7 @@ pub fn validate_inquiry(input: &InquiryInput, rules: &DateRules) -> Result<Inqui
     let mut e = FieldErrors::new();
     let name = e.check("name", PersonName::parse(&input.name));
     let name_kana = e.check("name_kana", Kana::parse(&input.name_kana));
-    let email = check_email_pair(&mut e, &input.email, input.email_confirm.as_deref());
+    let email = e.check_email_pair(&input.email, input.email_confirm.as_deref());
     let phone = e.check("phone", optional(&input.phone, Phone::parse));
     let postal_code = e.check(
         "postal_code",
@@ -379,7 +364,7 @@ pub fn validate_tour_request(
     let mut e = FieldErrors::new();
     let name = e.check("name", PersonName::parse(&input.name));
     let name_kana = e.check("name_kana", Kana::parse(&input.name_kana));
-    let email = check_email_pair(&mut e, &input.email, input.email_confirm.as_deref());
+    let email = e.check_email_pair(&input.email, input.email_confirm.as_deref());
     let phone = e.check("phone", Phone::parse(&input.phone));
     let prefecture = e.check("prefecture", Prefecture::parse(&input.prefecture));
     let mut preferred_dates: Vec<NaiveDate> = Vec::new();

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{ADULTS_MAX, CHILDREN_MAX, NewSignUp, Party, SignUpPersonal, Transport};
 use crate::values::{
-    Email, FieldErrors, FreeText, Kana, PersonName, Phone, Prefecture, Source, ValueError, optional,
+    FieldErrors, FreeText, Kana, PersonName, Phone, Prefecture, Source, ValueError, optional,
 };
 
 /// Longest `children_ages` text.
@@ -65,17 +65,7 @@ impl SignUpInput {
         let mut e = FieldErrors::new();
         let name = e.check("name", PersonName::parse(&self.name));
         let name_kana = e.check("name_kana", Kana::parse(&self.name_kana));
-        let email = e.check("email", Email::parse(&self.email));
-        if let Some(confirm) = &self.email_confirm {
-            match Email::parse(confirm) {
-                Err(ValueError::Required) => e.add("email_confirm", ValueError::Required),
-                Ok(c) if email.as_ref().is_some_and(|m| *m != c) => {
-                    e.add("email_confirm", ValueError::Mismatch)
-                }
-                Err(_) if email.is_some() => e.add("email_confirm", ValueError::Mismatch),
-                _ => {}
-            }
-        }
+        let email = e.check_email_pair(&self.email, self.email_confirm.as_deref());
         let phone = e.check("phone", Phone::parse(&self.phone));
         let prefecture = e.check("prefecture", Prefecture::parse(&self.prefecture));
         let adults = e.check("adults", count(&self.adults, 1, ADULTS_MAX, true));
