@@ -1022,3 +1022,64 @@ async fn a_participant_records_feedback_once_after_the_tour() {
         comments
     );
 }
+
+#[tokio::test]
+async fn a_second_sign_up_from_the_same_address_is_refused_with_the_way_to_the_first() {
+    let w = World::new().await;
+    let tour_id = w.tour(3, None).await;
+    let uri = format!("/api/v1/tours/{tour_id}/signups");
+    let (first, status) = sign_up_api(&w.state, tour_id, party(1, 2, 0)).await;
+    assert_eq!(status, "confirmed");
+    // The same address again, as a change of numbers: 409, and nothing recorded.
+    let again = post_json(&w.state, &uri, party(1, 3, 1), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let message = again.json()["errors"]["tour"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("すでにお申し込みいただいています"),
+        "{message}"
+    );
+    assert!(message.contains("メールのリンク"), "{message}");
+
+    // Through the form, with the address in other capitals: the confirm page is
+    // fine, the submit explains.
+    let page = get(&w.state, &format!("/tours/{tour_id}"), None).await;
+    let cookie = page.csrf_cookie().unwrap();
+    let (csrf, form_token) = (page.hidden("csrf_token"), page.hidden("form_token"));
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("form_token", form_token.as_str()),
+        ("name", "柏崎 太郎1"),
+        ("name_kana", "かしわざき たろう"),
+        ("email", "Family1@example.jp"),
+        ("email_confirm", "family1@example.jp"),
+        ("phone", "090-1234-5678"),
+        ("prefecture", "東京都"),
+        ("adults", "1"),
+        ("children", "0"),
+        ("consent", "on"),
+        ("website", ""),
+    ];
+    let confirm = post_form(
+        &w.state,
+        &format!("/tours/{tour_id}/confirm"),
+        &cookie,
+        &fields,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    let submit = post_form(
+        &w.state,
+        &format!("/tours/{tour_id}/submit"),
+        &cookie,
+        &fields,
+    )
+    .await;
+    assert_eq!(submit.status, StatusCode::CONFLICT, "{}", submit.body);
+    assert!(submit.body.contains("すでにお申し込みいただいています"));
+    let state = w.rebuilt(tour_id).await;
+    assert_eq!(
+        state.sign_ups.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [first],
+        "one party for the person"
+    );
+}

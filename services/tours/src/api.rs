@@ -183,7 +183,7 @@ pub async fn list_tours(State(s): State<ToursState>) -> Result<Json<Vec<TourSumm
         (status = 201, description = "受け付けました（confirmed または waitlisted）。Idempotency-Key 付きの再送には最初と同じ答え", body = SignUpCreated),
         (status = 400, description = "JSON として読めない、UTF-8 でない、または Idempotency-Key が規則に合わない", body = ErrorBody),
         (status = 404, description = "そのようなツアーはありません（公開前のツアーを含む）", body = ErrorBody),
-        (status = 409, description = "ツアーが申込を受け付けていません: 締切後、中止、または開始後（errors.tour）", body = ErrorBody),
+        (status = 409, description = "ツアーが申込を受け付けていません: 締切後、中止、または開始後。または、同じメールアドレスの方がこのツアーにすでに申し込んでいる（参加確定またはキャンセル待ち。errors.tour）", body = ErrorBody),
         (status = 413, description = "本文が 64 KiB を超えています", body = ErrorBody),
         (status = 415, description = "Content-Type が application/json ではありません", body = ErrorBody),
         (status = 422, description = "入力の誤り（項目ごとのメッセージ）。スキーマに合わない本文のほか、参加人数（大人＋子ども）がツアーの max_people を超える場合（errors.tour。スキーマで表せない規則）、本文が JSON オブジェクトでない場合、同じ Idempotency-Key で別の本文を送った場合", body = ErrorBody),

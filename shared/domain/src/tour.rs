@@ -576,6 +576,16 @@ fn sign_up_for(
     if new.person_id.is_nil() {
         return Err(TourError::InvalidParty("the sign-up names no person"));
     }
+    // One party per person: a second sign-up (the confirmation mail not found, or
+    // meant as a change of numbers) would hold two places, or wait behind itself.
+    if let Some(mine) = state
+        .active_sign_ups()
+        .find(|s| s.person_id == new.person_id)
+    {
+        return Err(TourError::AlreadySignedUp {
+            sign_up_id: mine.id,
+        });
+    }
     let party = new.party;
     if !(1..=ADULTS_MAX).contains(&party.adults) {
         return Err(TourError::InvalidParty("adults must be 1 to 10"));

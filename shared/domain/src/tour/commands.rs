@@ -87,6 +87,8 @@ pub enum TourError {
     InvalidParty(&'static str),
     #[error("the party is larger than the tour can ever take")]
     PartyTooLarge,
+    #[error("the person has already signed up for this tour ({sign_up_id})")]
+    AlreadySignedUp { sign_up_id: Uuid },
     #[error("no such sign-up")]
     UnknownSignUp,
     #[error("the sign-up is already cancelled")]
@@ -128,6 +130,9 @@ impl TourError {
             TourError::InvalidParty(_) => "参加人数の指定に誤りがあります。",
             TourError::PartyTooLarge => {
                 "参加人数がこのツアーの定員を超えているため、お申し込みいただけません。窓口までご相談ください。"
+            }
+            TourError::AlreadySignedUp { .. } => {
+                "このメールアドレスで、このツアーにはすでにお申し込みいただいています。お申し込み内容の確認・キャンセルは、お申し込み時にお送りしたメールのリンクからできます。人数の変更などは窓口までご連絡ください。"
             }
             TourError::UnknownSignUp => "お申し込みが見つかりません。",
             TourError::SignUpAlreadyCancelled => "このお申し込みはすでにキャンセルされています。",

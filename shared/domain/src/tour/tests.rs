@@ -717,3 +717,32 @@ fn promotions_after_a_cancellation_still_name_it_and_old_events_decode() {
     };
     assert_eq!(p.after_cancellation_of, Some(sid(2)));
 }
+
+#[test]
+fn a_person_holds_one_party_per_tour_until_they_cancel() {
+    // Given person 1001's confirmed party, when the same person signs up again
+    // (another sign-up id), then it is refused, naming the sign-up they hold.
+    let events = history(&[sign_up(1, 2, 0)], scheduled(5, None));
+    let again = TourCommand::SignUp {
+        sign_up: new_sign_up(2, 1, 0).for_person(Uuid::from_u128(1001)),
+        at: t0() + Duration::days(1),
+    };
+    assert_eq!(
+        given_fails(&events, &again),
+        TourError::AlreadySignedUp { sign_up_id: sid(1) }
+    );
+    // Waiting counts too: a full tour, person 1002 on the waiting list.
+    let full = history(&[sign_up(1, 2, 0), sign_up(2, 1, 0)], scheduled(1, None));
+    let twice = TourCommand::SignUp {
+        sign_up: new_sign_up(3, 1, 0).for_person(Uuid::from_u128(1002)),
+        at: t0() + Duration::days(1),
+    };
+    assert_eq!(
+        given_fails(&full, &twice),
+        TourError::AlreadySignedUp { sign_up_id: sid(2) }
+    );
+    // Once cancelled, the person may sign up anew.
+    let cancelled = history(&[cancel(1)], events);
+    let (new, _) = given_when(&cancelled, &again);
+    assert_eq!(types(&new), ["TourSignUpReceived", "TourSignUpConfirmed"]);
+}
