@@ -123,13 +123,21 @@ async fn serve_on(db: &Database, config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
 
     let shutdown = CancellationToken::new();
+    // Erasures are watched from here, before the projector or a request caches any
+    // key, so that none appended from now on is missed.
+    let erasures_from = store
+        .events()
+        .head()
+        .await
+        .context("cannot read the event log's head")?;
     let mut workers = tokio::task::JoinSet::new();
     workers.spawn(projector(&config, &store).run(shutdown.clone()));
     workers.spawn({
-        let watch = store
-            .vault()
-            .clone()
-            .watch_erasures(store.events().clone(), shutdown.clone());
+        let watch = store.vault().clone().watch_erasures(
+            store.events().clone(),
+            erasures_from,
+            shutdown.clone(),
+        );
         async move {
             watch.await;
             anyhow::Ok(())

@@ -367,14 +367,16 @@ async fn another_instance_erasing_a_person_stops_this_one_from_decrypting() {
         .person_id;
     let stream = StreamName::new("consultation", Uuid::now_v7());
     append_one(&a, &stream, inquiry(person, "丙", "c@example.jp")).await;
-    // A reads: its key is now cached.
+    // A watches erasures from before it caches a key (as `serve` does), then reads:
+    // its key is now cached.
+    let from = a.events().head().await.unwrap();
     assert!(!a.read_stream(&stream, 0, 10).await.unwrap()[0].data["personal"].is_null());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let watcher = tokio::spawn(
-        a.vault()
-            .clone()
-            .watch_erasures(a.events().clone(), shutdown.clone()),
-    );
+    let watcher = tokio::spawn(a.vault().clone().watch_erasures(
+        a.events().clone(),
+        from,
+        shutdown.clone(),
+    ));
 
     // B erases: destroys the key and records the erasure.
     b.vault().destroy(person).await.unwrap();
@@ -399,9 +401,11 @@ async fn another_instance_erasing_a_person_stops_this_one_from_decrypting() {
     .unwrap();
 
     // Readers see an event once every older transaction in the cluster has ended
-    // (gap-safe reading). In a full test run other tests' `CREATE DATABASE`s hold
-    // transaction ids for seconds on a loaded machine, so the deadline is generous;
-    // alone this takes well under a second.
+    // (gap-safe reading), which other tests' transactions can hold back for seconds
+    // on a loaded machine: the deadline is generous; alone this takes well under a
+    // second. (This test once failed at its deadline in a full run: the watcher took
+    // its starting point itself, on its first poll, which could come after B's
+    // erasure; it now starts from a head read before A cached the key.)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         if a.read_stream(&stream, 0, 10).await.unwrap()[0].data["personal"].is_null() {

@@ -48,17 +48,20 @@ impl Vault {
         self.0.erasures.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Reads `PersonErased` events as they are appended, by any process, and drops
+    /// Reads `PersonErased` events appended after `from`, by any process, and drops
     /// the erased persons' cached keys, until `shutdown`. Every process that
     /// decrypts runs this.
-    pub async fn watch_erasures(self, events: EventStore, shutdown: CancellationToken) {
-        let mut from = match events.head().await {
-            Ok(cp) => cp,
-            Err(e) => {
-                tracing::warn!(error = %e, "vault: cannot read the log head; watching from the start");
-                Checkpoint::START
-            }
-        };
+    ///
+    /// `from` is the log's head ([`EventStore::head`]) taken *before* this process
+    /// caches any key: taken later (as this function once did itself, on its first
+    /// poll), an erasure appended between a key's caching and that moment was never
+    /// read, and the key stayed until its cache time ran out.
+    pub async fn watch_erasures(
+        self,
+        events: EventStore,
+        mut from: Checkpoint,
+        shutdown: CancellationToken,
+    ) {
         let mut sub = events.subscribe().await;
         loop {
             match self.forget_erased_since(&events, from).await {
