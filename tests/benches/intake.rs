@@ -4,7 +4,8 @@
 //! of `GET /inquiry`.
 //!
 //! Run with `cargo bench -p kujira-tests --bench intake`. `BENCH_SECONDS` sets each
-//! phase's length (default 5). Figures are printed as rates and ratios, and as the
+//! phase's length (default 5); `BENCH_GROUP_COMMIT=off` writes each submission's
+//! append by a statement of its own, as before group commit. Figures are printed as rates and ratios, and as the
 //! CPU time per operation of the service process and of PostgreSQL. The phases that
 //! are compared with the tree before per-person encryption run first, in the same
 //! order as there; the vault's own diagnostics run last.
@@ -153,7 +154,14 @@ fn main() {
             .await
             .unwrap();
         SETTLE.set(pool.clone()).unwrap();
-        let store = EventStore::new(pool.clone());
+        // `BENCH_GROUP_COMMIT=off`: every submission's append a statement of its own,
+        // as before group commit (the single-append baseline never batches).
+        let group_commit = std::env::var("BENCH_GROUP_COMMIT").as_deref() != Ok("off");
+        let store = if group_commit {
+            EventStore::new(pool.clone())
+        } else {
+            EventStore::new(pool.clone()).without_group_commit()
+        };
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());
         config.submissions_per_ip_per_hour = 0;
@@ -383,8 +391,9 @@ fn main() {
         .await;
 
         println!(
-            "intake benchmark, {CLIENTS} concurrent clients, {:?} per phase",
-            phase_length()
+            "intake benchmark, {CLIENTS} concurrent clients, {:?} per phase, group commit {}",
+            phase_length(),
+            if group_commit { "on" } else { "off" }
         );
         println!("  event log single appends:        {append_rate:>8.0} /s");
         println!(

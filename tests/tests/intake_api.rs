@@ -235,6 +235,32 @@ async fn the_first_submissions_of_a_year_at_once_all_get_their_own_number() {
     assert_eq!(refs, expected);
 }
 
+/// Submissions that arrive together open their cases together (group commit: one
+/// statement, each submission's own person check). From one new address at once,
+/// one of them creates the person and every other finds it: one person, every case.
+#[tokio::test]
+async fn submissions_from_one_new_address_at_once_make_one_person_and_every_case() {
+    let app = App::new().await;
+    let mut j = inquiry_json();
+    j["email"] = "together@example.jp".into();
+    let body = j.to_string();
+    let answers = futures::future::join_all((0..16).map(|_| app.post_json(&body, None))).await;
+    let mut ids = std::collections::HashSet::new();
+    for r in &answers {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.insert(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 16, "every submission opens a case of its own");
+    let persons: std::collections::HashSet<String> = app
+        .raw_events()
+        .await
+        .iter()
+        .filter(|e| e.1 == "InquirySubmitted")
+        .map(|e| e.2["person_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(persons.len(), 1, "one address, one person: {persons:?}");
+}
+
 #[tokio::test]
 async fn bad_fields_get_422_with_one_message_per_field() {
     let app = App::new().await;

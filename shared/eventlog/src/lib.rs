@@ -4,6 +4,16 @@
 //! (`<category>-<id>`) with an expected version; readers either read one stream,
 //! or walk the whole log from a durable [`Checkpoint`].
 //!
+//! # Group commit of guarded appends
+//!
+//! An append's cost at the database is mostly its statement and commit, not its
+//! rows. Guarded appends that open a stream (a submission opening its case, see
+//! [`Guard`]) and arrive while others are being written therefore go in together:
+//! one statement holds every member's guard and the events of those whose guard
+//! holds, and each member gets its own outcome. A batch that fails as a whole (a
+//! replay, a conflict) wrote nothing and is written member by member. A lone append
+//! is written at once, by its own statement. See `store/batch.rs`.
+//!
 //! # Gap-safe global reading without a global write lock
 //!
 //! Identity values are handed out at INSERT but become visible at COMMIT, so two

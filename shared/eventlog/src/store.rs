@@ -8,6 +8,7 @@ use sqlx::{PgPool, Postgres, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+mod batch;
 mod checkpoints;
 mod sql;
 mod transaction;
@@ -39,6 +40,8 @@ pub struct EventStore {
     pool: PgPool,
     /// Bumped after every append; subscriptions and the notifier watch it.
     appended: Arc<watch::Sender<u64>>,
+    /// Group commit of guarded appends (see [`EventStore::append_guarded`]).
+    batcher: Arc<batch::Batcher>,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -62,7 +65,18 @@ impl EventStore {
     pub fn new(pool: PgPool) -> Self {
         let appended = Arc::new(watch::Sender::new(0));
         tokio::spawn(notifier(pool.clone(), appended.subscribe()));
-        Self { pool, appended }
+        Self {
+            pool,
+            appended,
+            batcher: Arc::default(),
+        }
+    }
+
+    /// The same log, with every guarded append written by a statement of its own:
+    /// what it cost before group commit, for measuring it.
+    pub fn without_group_commit(mut self) -> Self {
+        self.batcher = Arc::new(batch::Batcher::off());
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -87,14 +101,37 @@ impl EventStore {
     /// (see [`Guard`]): when the guard finds nothing, nothing is written and the
     /// result is [`Error::GuardFailed`]. A replay of the same events is recognised as
     /// [`EventStore::append`] recognises it.
+    ///
+    /// Guarded appends made at the same moment share a statement and its commit
+    /// (group commit, see `store/batch.rs`); each still gets its own outcome, and a
+    /// lone one is written at once.
     pub async fn append_guarded(
         &self,
         stream: &StreamName,
         events: Vec<NewEvent>,
         guard: &Guard,
     ) -> Result<AppendResult, Error> {
-        self.append_with(stream, ExpectedVersion::NoStream, events, Some(guard))
-            .await
+        if events.is_empty() {
+            return Err(Error::Empty);
+        }
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let member = batch::Member {
+            stream: stream.clone(),
+            events,
+            guard: guard.clone(),
+            reply,
+        };
+        match self.batcher.submit(self, member) {
+            Ok(()) => outcome.await.unwrap_or_else(|_| {
+                Err(Error::Database(sqlx::Error::Protocol(
+                    "the batch writer stopped before answering".into(),
+                )))
+            }),
+            Err(m) => {
+                self.append_with(stream, ExpectedVersion::NoStream, m.events, Some(guard))
+                    .await
+            }
+        }
     }
 
     async fn append_with(

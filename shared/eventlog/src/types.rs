@@ -237,7 +237,9 @@ pub struct AppendResult {
 /// `guard`; the events go in only when `guard` returns a row, and else the append
 /// fails with [`Error::GuardFailed`], having written nothing (`ctes` may write:
 /// its writes are part of the same statement). Its parameters are `$7` onwards, in
-/// the order of `values`. Only appends to a new stream can be guarded.
+/// the order of `values`, and the name of every CTE in it starts with `guard` (a
+/// batch of guarded appends renames them per member). Only appends to a new stream
+/// can be guarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guard {
     pub ctes: &'static str,

@@ -33,12 +33,12 @@ const KNOWN_PERSON_GUARD: &str = "guard AS ( \
 
 /// A new person: the address finds nobody yet; its lookup and the wrapped key go
 /// in with the case's events, or nothing does.
-const NEW_PERSON_GUARD: &str = "new_lookup AS ( \
+const NEW_PERSON_GUARD: &str = "guard_lookup AS ( \
        INSERT INTO person_lookup (email_hash, person_id) VALUES ($7, $8) \
        ON CONFLICT (email_hash) DO NOTHING RETURNING person_id), \
      guard AS ( \
        INSERT INTO person_keys (person_id, wrapped_key) \
-       SELECT person_id, $9 FROM new_lookup RETURNING 1)";
+       SELECT person_id, $9 FROM guard_lookup RETURNING 1)";
 
 impl Vault {
     /// The person a submission from `email` names, without a round trip: the person
