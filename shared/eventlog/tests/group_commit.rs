@@ -286,3 +286,42 @@ async fn two_appends_of_one_batch_that_claim_the_same_thing_get_one_claim() {
         .unwrap();
     assert_eq!(claims, 1);
 }
+
+#[tokio::test]
+async fn twin_appends_in_one_batch_write_once_and_only_the_writer_is_told_it_wrote() {
+    let db = TestDb::new(&[&kujira_eventlog::MIGRATOR]).await;
+    sqlx::query("CREATE TABLE claims (k uuid PRIMARY KEY)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let store = EventStore::new(db.pool.clone());
+    // A double click: the same case opened by requests that each chose a new person
+    // for the address (the claim) and carry the very same event ids.
+    let claimed = Uuid::now_v7();
+    let twin = events(3);
+    let stream = StreamName::new("counter", Uuid::now_v7());
+    let plan = (0..6)
+        .map(|_| {
+            let g = Guard {
+                ctes: GATED_CLAIM,
+                values: vec![GuardValue::Uuid(claimed)],
+            };
+            (stream.clone(), twin.clone(), g)
+        })
+        .collect();
+    let outcomes = together(&db, &store, plan).await;
+
+    let outcomes = &outcomes[&stream];
+    let wrote: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(r) if !r.replayed))
+        .collect();
+    assert_eq!(wrote.len(), 1, "one twin wrote the events: {outcomes:?}");
+    for o in outcomes {
+        assert!(
+            matches!(o, Ok(_) | Err(Error::GuardFailed)),
+            "a twin is told it wrote, it replayed, or its guard failed: {o:?}"
+        );
+    }
+    assert_eq!(written(&db.pool, &stream).await.len(), 3);
+}

@@ -14,7 +14,9 @@
 //! nothing gets [`Error::GuardFailed`] and the others go in. When the statement
 //! fails as a whole (a stream that exists already: a replay, a twin request, a
 //! conflict; or the database), it wrote nothing, and every member is appended on
-//! its own, which tells each its own outcome exactly as before.
+//! its own, which tells each its own outcome exactly as before. Appends to one
+//! stream (twin requests: a double click) never share a statement: the first goes
+//! in with the batch, the others on their own after it.
 //!
 //! A member whose caller gave up waiting (a dropped request) is still written, as
 //! an append whose statement was already sent would be: appends that open a case
@@ -109,6 +111,22 @@ async fn write(store: EventStore, mut queue: mpsc::UnboundedReceiver<Member>) {
 }
 
 async fn write_batch(store: &EventStore, batch: Vec<Member>) {
+    // Twins (a double click that reached the log at once: the same stream, the same
+    // event ids) never share a statement: the rows it returns could not tell whose
+    // they are, and a twin whose guard failed would be told that it wrote them. The
+    // first goes in with the batch, the others on their own after it, as they would
+    // have without group commit.
+    let mut streams = std::collections::HashSet::with_capacity(batch.len());
+    let (batch, twins): (Vec<Member>, Vec<Member>) = batch
+        .into_iter()
+        .partition(|m| streams.insert(m.stream.clone()));
+    write_members(store, batch).await;
+    if !twins.is_empty() {
+        write_alone(store, twins).await;
+    }
+}
+
+async fn write_members(store: &EventStore, batch: Vec<Member>) {
     if batch.len() > 1 {
         match append_together(store, &batch).await {
             Ok(outcomes) => {
@@ -124,6 +142,11 @@ async fn write_batch(store: &EventStore, batch: Vec<Member>) {
             }
         }
     }
+    write_alone(store, batch).await;
+}
+
+/// Each member by a statement of its own, which tells each its own outcome.
+async fn write_alone(store: &EventStore, batch: Vec<Member>) {
     let alone = batch.into_iter().map(|m| async move {
         let outcome = store
             .append_with(
@@ -180,9 +203,14 @@ async fn append_together(
         }
     }
     let rows = query.fetch_all(&store.pool).await?;
-    let mut written: HashMap<Uuid, i64> = HashMap::with_capacity(rows.len());
+    // By event and stream: a member whose guard failed finds nothing of its own, even
+    // where another member's events carry the same ids.
+    let mut written: HashMap<(Uuid, String), i64> = HashMap::with_capacity(rows.len());
     for row in &rows {
-        written.insert(row.try_get("event_id")?, row.try_get("position")?);
+        written.insert(
+            (row.try_get("event_id")?, row.try_get("stream_name")?),
+            row.try_get("position")?,
+        );
     }
     Ok(batch
         .iter()
@@ -190,7 +218,7 @@ async fn append_together(
             let positions: Vec<i64> = m
                 .events
                 .iter()
-                .filter_map(|e| written.get(&e.id).copied())
+                .filter_map(|e| written.get(&(e.id, m.stream.as_str().to_owned())).copied())
                 .collect();
             if positions.is_empty() {
                 return Err(Error::GuardFailed);
@@ -256,7 +284,7 @@ fn build_batch_sql(guards: &[&Guard]) -> String {
            (event_id, stream_name, stream_version, event_type, data, metadata) \
          SELECT b.id, b.stream, b.ord, b.t, b.d, b.m FROM ({}) b \
          ORDER BY b.member, b.ord \
-         RETURNING event_id, position",
+         RETURNING event_id, stream_name, position",
         ctes.join(", "),
         selects.join(" UNION ALL ")
     )
