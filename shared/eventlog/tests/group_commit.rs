@@ -43,6 +43,24 @@ fn events(n: usize) -> Vec<NewEvent> {
         .collect()
 }
 
+/// A database with the table [`GATED_CLAIM`] claims rows in.
+async fn with_claims() -> TestDb {
+    let db = TestDb::new(&[&kujira_eventlog::MIGRATOR]).await;
+    sqlx::query("CREATE TABLE claims (k uuid PRIMARY KEY)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    db
+}
+
+/// A guard that holds for the first append that claims `k`.
+fn claim(k: Uuid) -> Guard {
+    Guard {
+        ctes: GATED_CLAIM,
+        values: vec![GuardValue::Uuid(k)],
+    }
+}
+
 fn guard(ctes: &'static str) -> Guard {
     Guard {
         ctes,
@@ -252,23 +270,15 @@ async fn a_batch_that_fails_as_a_whole_is_written_append_by_append() {
 
 #[tokio::test]
 async fn two_appends_of_one_batch_that_claim_the_same_thing_get_one_claim() {
-    let db = TestDb::new(&[&kujira_eventlog::MIGRATOR]).await;
-    sqlx::query("CREATE TABLE claims (k uuid PRIMARY KEY)")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let db = with_claims().await;
     let store = EventStore::new(db.pool.clone());
     let claimed = Uuid::now_v7();
-    let claim = || Guard {
-        ctes: GATED_CLAIM,
-        values: vec![GuardValue::Uuid(claimed)],
-    };
     let streams: Vec<StreamName> = (0..10)
         .map(|_| StreamName::new("counter", Uuid::now_v7()))
         .collect();
     let plan = streams
         .iter()
-        .map(|s| (s.clone(), events(1), claim()))
+        .map(|s| (s.clone(), events(1), claim(claimed)))
         .collect();
     let outcomes = together(&db, &store, plan).await;
 
@@ -289,11 +299,7 @@ async fn two_appends_of_one_batch_that_claim_the_same_thing_get_one_claim() {
 
 #[tokio::test]
 async fn twin_appends_in_one_batch_write_once_and_only_the_writer_is_told_it_wrote() {
-    let db = TestDb::new(&[&kujira_eventlog::MIGRATOR]).await;
-    sqlx::query("CREATE TABLE claims (k uuid PRIMARY KEY)")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let db = with_claims().await;
     let store = EventStore::new(db.pool.clone());
     // A double click: the same case opened by requests that each chose a new person
     // for the address (the claim) and carry the very same event ids.
@@ -301,13 +307,7 @@ async fn twin_appends_in_one_batch_write_once_and_only_the_writer_is_told_it_wro
     let twin = events(3);
     let stream = StreamName::new("counter", Uuid::now_v7());
     let plan = (0..6)
-        .map(|_| {
-            let g = Guard {
-                ctes: GATED_CLAIM,
-                values: vec![GuardValue::Uuid(claimed)],
-            };
-            (stream.clone(), twin.clone(), g)
-        })
+        .map(|_| (stream.clone(), twin.clone(), claim(claimed)))
         .collect();
     let outcomes = together(&db, &store, plan).await;
 
